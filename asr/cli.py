@@ -1,0 +1,77 @@
+"""The ``asr`` command line: one command with a subcommand per pipeline step.
+
+Each subcommand lives in ``asr/commands/<name>.py`` and provides
+``register(subparsers)`` (adds its parser and sets ``func``) so that the
+imports of heavy libraries (torch, k2) happen only when a step runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from asr.errors import AsrError
+
+#: Subcommand name -> module in ``asr.commands``; in pipeline order.
+COMMANDS = {
+    "prepare-data": "prepare_data",
+    "compute-feats": "compute_feats",
+    "prepare-lang": "prepare_lang",
+    "compile-graph": "compile_graph",
+    "train": "train",
+    "align": "align",
+    "decode": "decode",
+    "score": "score",
+    "transcribe": "transcribe",
+    "bench": "bench",
+}
+
+log = logging.getLogger("asr")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="asr", description="Hybrid DNN/LSTM+HMM speech recognition on PyTorch and k2."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, module in COMMANDS.items():
+        try:
+            mod = importlib.import_module(f"asr.commands.{module}")
+        except ModuleNotFoundError as e:
+            if e.name != f"asr.commands.{module}":
+                raise
+            continue  # not implemented yet
+        mod.register(sub)
+    return parser
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s [%(name)s] %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    logging.captureWarnings(True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        rc = args.func(args)
+    except AsrError as e:
+        print(f"asr {args.command}: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"asr {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(rc or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

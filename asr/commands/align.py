@@ -1,0 +1,29 @@
+"""``asr align``: forced alignment of a data dir with a trained model."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "align",
+        help="force-align a data dir with a model",
+        description="Viterbi-align each utterance's transcript with a trained model. Writes ali.ark/ali.scp "
+        "(pdf ids, int32 vectors), phone.ctm and word.ctm. Utterances that cannot be aligned are reported "
+        "and skipped.",
+    )
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("data_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--config", default="align.yaml", help="alignment options (default conf/align.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.config import load_config
+    from asr.training.align import align_data_dir
+
+    cfg = load_config(args.config)
+    align_data_dir(args.model_dir, args.data_dir, args.out_dir, int(cfg["max_frames"]), float(cfg["output_beam"]))
+    return 0

@@ -1,0 +1,37 @@
+"""``asr compute-feats``: Kaldi-compatible fbank/MFCC features and CMVN stats of a data dir."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    """Adds ``compute-feats`` to the ``asr`` command line."""
+    p = subparsers.add_parser(
+        "compute-feats",
+        help="extract features and CMVN stats of a data dir",
+        description="Write FEAT_DIR/raw_<type>_<name>.<job>.ark, DATA_DIR/feats.scp, "
+        "utt2num_frames, cmvn.scp and conf/feats.yaml. Finished jobs are skipped on rerun.",
+    )
+    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the ark files go")
+    p.add_argument("--config", default="fbank.yaml",
+                   help="feature YAML (a bare name is looked up in conf/; default fbank.yaml)")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs (default 1)")
+    p.add_argument("--cmvn", choices=("per-speaker", "per-utterance", "none"), default="per-speaker",
+                   help="CMVN stats per speaker (default), per utterance, or none")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Runs feature extraction; errors are AsrError subclasses printed by the CLI."""
+    from asr.config import load_config
+    from asr.errors import ConfigError
+    from asr.features.extract import compute_features
+
+    if args.nj < 1:
+        raise ConfigError(f"--nj must be at least 1, got {args.nj}")
+    cfg = load_config(args.config)
+    scp = compute_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn)
+    print(scp)
+    return 0

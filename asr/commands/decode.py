@@ -1,0 +1,65 @@
+"""``asr decode``: decode a data dir with a model dir and HLG, then score it."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+log = logging.getLogger("asr.decoding")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "decode",
+        help="decode a data dir (with features) and score it",
+        description="Decode a data dir with k2.intersect_dense_pruned over HLG in --nj parallel jobs. Writes "
+        "text, ctm and per-job lattices into OUT_DIR; if the data dir has a text file, scores it into OUT_DIR/wer "
+        "and prints the %%WER line. --sweep rescored the saved lattices over LM weights and word insertion "
+        "penalties (Kaldi's score.sh); --rescore-graph-dir rescoring them with a bigger LM's G.",
+    )
+    p.add_argument("--model-dir", required=True)
+    p.add_argument("--graph-dir", help="data/lang_<lm> with HLG.pt (default: the model dir's graph/)")
+    p.add_argument("data_dir")
+    p.add_argument("out_dir")
+    p.add_argument("--config", default="decode.yaml", help="decoder settings (default conf/decode.yaml)")
+    p.add_argument("--nj", type=int, default=1, help="parallel jobs")
+    p.add_argument("--threads-per-job", type=int, default=1, help="torch threads in each job")
+    p.add_argument("--sweep", action="store_true", help="sweep LM weight and word penalty over the lattices")
+    p.add_argument("--rescore-graph-dir", help="rescore lattices with this dir's G.pt (e.g. a trigram)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.config import load_config
+    from asr.decoding.decode_dir import decode_data_dir, rescore_text, split_jobs, sweep
+    from asr.data.datadir import DataDir
+    from asr.fileio import atomic_write_text
+    from asr.lang.fsa_io import load_fsa
+    from asr.lang.lang_dir import SymbolTable
+    from asr.decoding.rescore import prepare_rescoring_g
+    from asr.scoring.wer import format_wer, read_text, score
+
+    cfg = load_config(args.config)
+    out = Path(args.out_dir)
+    text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, args.threads_per_job)
+    dd = DataDir.load(args.data_dir, require_text=False)
+    nj = len(split_jobs(dd.utterances, args.nj))
+    words = SymbolTable.read(Path(args.model_dir) / "lang" / "words.txt")
+    ref = dd.path / "text"
+    if args.rescore_graph_dir:
+        G_path = Path(args.rescore_graph_dir) / "G.pt"
+        acoustic_scale = float(cfg["search"]["acoustic_scale"])
+        rescore_text(out, nj, words, G_path, acoustic_scale, out / "text_rescored")
+        text = out / "text_rescored"
+    if not ref.is_file():
+        print(f"hypotheses in {text}")
+        return 0
+    lines = format_wer(score(read_text(ref), read_text(text)))
+    atomic_write_text(out / "wer", lines + "\n")
+    if args.sweep:
+        G = prepare_rescoring_g(load_fsa(Path(args.rescore_graph_dir) / "G.pt"), words) if args.rescore_graph_dir else None
+        best, _ = sweep(out, nj, ref, words, cfg["sweep"]["lm_weights"], cfg["sweep"]["word_penalties"], G)
+        print(f"best over the sweep: {best}")
+    print(lines)
+    return 0

@@ -1,0 +1,27 @@
+"""``asr prepare-lang``: lang dir (symbol tables, pdfs, L, H) from a lexicon."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "prepare-lang",
+        help="build a lang dir from a lexicon",
+        description="Build a lang dir: lexicon.txt, phones.txt (with #0..#N), words.txt (with <eps>, <UNK>, "
+        "#0, <s>, </s>), phone sets, pdfs.txt (HMM states, ids from 1), L.pt, L_disambig.pt and H.pt.",
+    )
+    p.add_argument("lexicon", help="WORD PHONE ... lexicon (see lexicon/README.md)")
+    p.add_argument("lang_dir", help="output folder, e.g. data/lang")
+    p.add_argument("--config", default="lang.yaml", help="silence phones, sil_prob, topology (default conf/lang.yaml)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.config import load_config
+    from asr.lang.lang_dir import prepare_lang
+
+    lang = prepare_lang(args.lexicon, args.lang_dir, load_config(args.config))
+    print(f"{lang.path}: {len(lang.words)} words, {len(lang.hmm_phones)} phones, {lang.num_pdfs} pdfs")
+    return 0

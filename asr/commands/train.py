@@ -1,0 +1,39 @@
+"""``asr train``: train an acoustic model (flat start or cross-entropy)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train an acoustic model",
+        description="Train an acoustic model. The criterion comes from the config: 'flat-start' (maximum "
+        "likelihood over the transcript's HMM state paths, no alignments needed) or 'ce' (frame "
+        "cross-entropy on alignments from 'asr align'). Run under torchrun for DDP.",
+    )
+    p.add_argument("--config", required=True, help="training YAML, e.g. conf/yesno/ce.yaml")
+    p.add_argument("--data", required=True, help="training data dir with features")
+    p.add_argument("--lang", required=True, help="lang dir")
+    p.add_argument("--out", required=True, help="model dir to write")
+    p.add_argument("--ali-dir", help="alignments (asr align output), for criterion 'ce'")
+    p.add_argument("--graph-dir", help="data/lang_<lm> dir whose HLG.pt is copied into the model dir")
+    p.add_argument("--init-model-dir", help="start from this model's weights")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
+    p.add_argument("--device", help="cpu or cuda (overrides the config)")
+    p.add_argument("--epochs", type=int, help="number of epochs (overrides the config)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from asr.training.run import train
+
+    overrides = {}
+    if args.device:
+        overrides["device"] = args.device
+    if args.epochs:
+        overrides["epochs"] = args.epochs
+    train(args.config, args.data, args.lang, args.out, args.ali_dir, args.graph_dir, args.init_model_dir,
+          args.resume, overrides)
+    return 0

@@ -1,0 +1,95 @@
+"""The decoder: acoustic model + HLG -> words, timings and lattices."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import k2
+import torch
+
+from asr.decoding.ctm import TimedWord, WordAligner
+from asr.decoding.search import SearchConfig, prepare_hlg, read_paths, rescore_best_paths, search
+from asr.errors import ModelDirError
+from asr.lang.fsa_io import load_fsa
+from asr.model_dir import ModelDir
+from asr.training.priors import scaled_log_likelihoods
+
+log = logging.getLogger("asr.decoding")
+
+
+@dataclass
+class Hypothesis:
+    utt_id: str
+    words: list[str]
+    timed_words: list[TimedWord] = field(default_factory=list)
+    partial: bool = False
+
+
+class Decoder:
+    """Decodes feature matrices with a model dir's network and an HLG."""
+
+    def __init__(self, md: ModelDir, HLG: k2.Fsa, cfg: SearchConfig, use_priors: bool = True):
+        self.md = md
+        self.HLG = prepare_hlg(HLG)
+        self.cfg = cfg
+        self.log_priors = md.log_priors if use_priors else None
+        if use_priors and md.log_priors is None:
+            log.info("%s has no priors: decoding its outputs as log-likelihoods", md.path)
+        self.aligner = WordAligner(md.lang)
+        self.device = next(md.model.parameters()).device
+        self.words = md.lang.words
+
+    @classmethod
+    def from_model_dir(
+        cls, model_dir: str | Path, cfg: SearchConfig, graph_dir: str | Path | None = None, use_priors: bool = True,
+        device: str = "cpu",
+    ) -> "Decoder":
+        md = ModelDir.load(model_dir, device)
+        hlg_path = Path(graph_dir) / "HLG.pt" if graph_dir else md.path / "graph" / "HLG.pt"
+        if not hlg_path.is_file():
+            raise ModelDirError(f"{hlg_path}: no such file (pass --graph-dir or train with --graph-dir)")
+        return cls(md, load_fsa(hlg_path), cfg, use_priors)
+
+    def acoustic_scores(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network forward: (log-posteriors, unscaled log-likelihoods, output lengths), on CPU."""
+        with torch.no_grad():
+            log_post, out_lengths = self.md.model(feats.to(self.device), lengths.to(self.device))
+        log_post = log_post.cpu()
+        return log_post, scaled_log_likelihoods(log_post, self.log_priors, 1.0), out_lengths.cpu()
+
+    def batches(self, items: list[tuple[str, torch.Tensor]]) -> list[list[int]]:
+        order = sorted(range(len(items)), key=lambda i: (-len(items[i][1]), items[i][0]))
+        out, cur = [], []
+        for i in order:
+            longest = len(items[cur[0]][1]) if cur else len(items[i][1])
+            if cur and longest * (len(cur) + 1) > self.cfg.max_frames:
+                out.append(cur)
+                cur = []
+            cur.append(i)
+        return out + ([cur] if cur else [])
+
+    def decode_batch(self, utt_ids: list[str], feats_list: list[torch.Tensor]) -> tuple[list[Hypothesis], k2.Fsa]:
+        """Decodes utterances given in decreasing length order.
+
+        Returns:
+          Hypotheses and their lattices (an FsaVec in the same order).
+        """
+        lengths = torch.tensor([len(f) for f in feats_list])
+        feats = torch.zeros(len(feats_list), int(lengths.max()), feats_list[0].shape[1])
+        for i, f in enumerate(feats_list):
+            feats[i, : len(f)] = f
+        log_post, am, out_lengths = self.acoustic_scores(feats, lengths)
+        lattice = search(self.HLG, am, out_lengths, self.cfg)
+        best = rescore_best_paths(lattice, 1.0, 0.0, self.cfg.acoustic_scale)
+        paths = read_paths(best, out_lengths.tolist())
+        hyps = []
+        for i, (utt, path) in enumerate(zip(utt_ids, paths)):
+            partial = bool(path.frame_pdfs) and len(path.frame_pdfs) < path.num_frames
+            if partial:
+                log.warning("%s: no complete path within the beams; using a partial one (allow_partial)", utt)
+            n = int(out_lengths[i])
+            timed = self.aligner.timed_words(path, self.md.frame_shift, log_post[i, :n])
+            hyps.append(Hypothesis(utt, [self.words.get(w) for w in path.word_ids], timed, partial))
+        return hyps, lattice

@@ -1,0 +1,318 @@
+"""Kaldi-compatible feature extraction (torchaudio.compliance.kaldi) for data dirs.
+
+:func:`compute_utterance_features` is the one way features are computed, used
+by both batch extraction here and by transcription, so the two cannot drift.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import inspect
+import json
+import logging
+import multiprocessing as mp
+import os
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from asr.errors import AsrError, AudioError, ConfigError
+
+log = logging.getLogger("asr.features.extract")
+
+PathLike = str | os.PathLike
+
+CMVN_TYPES = ("per-speaker", "per-utterance", "none")
+#: Config keys that are ours and not passed to torchaudio.
+OWN_KEYS = {"type", "sample_rate", "norm_vars", "cmvn"}
+#: Kaldi works on int16-range samples; soundfile gives [-1, 1].
+INT16_SCALE = 32768.0
+
+
+def _kaldi_function(kind: str) -> Callable[..., torch.Tensor]:
+    import torchaudio.compliance.kaldi as kaldi
+
+    if kind not in ("fbank", "mfcc"):
+        raise ConfigError(f"feature config: type must be 'fbank' or 'mfcc', got '{kind}'")
+    return getattr(kaldi, kind)
+
+
+def validate_feature_config(config: dict[str, Any]) -> dict[str, Any]:
+    """Checks a feature config and returns the keyword arguments for torchaudio.
+
+    Raises:
+      ConfigError: naming a missing or unknown key, or a bad value.
+    """
+    for key in ("type", "sample_rate"):
+        if key not in config:
+            raise ConfigError(f"feature config: missing key '{key}'")
+    fn = _kaldi_function(config["type"])
+    params = inspect.signature(fn).parameters
+    kwargs = {}
+    for key, value in config.items():
+        if key in OWN_KEYS:
+            continue
+        if key not in params or key in ("waveform", "sample_frequency"):
+            raise ConfigError(f"feature config: unknown key '{key}' for type '{config['type']}'")
+        kwargs[key] = value
+    sr = config["sample_rate"]
+    if not isinstance(sr, int) or sr <= 0:
+        raise ConfigError(f"feature config: sample_rate must be a positive integer, got {sr!r}")
+    kwargs["sample_frequency"] = float(sr)
+    return kwargs
+
+
+def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -> torch.Tensor:
+    """Computes Kaldi-compatible fbank or MFCC features of one waveform.
+
+    Args:
+      waveform: 1-D float samples in [-1, 1] at ``config["sample_rate"]``.
+      config: Feature config (see ``conf/fbank.yaml``); all keys but
+        ``type``, ``sample_rate``, ``norm_vars`` and ``cmvn`` go to
+        ``torchaudio.compliance.kaldi.<type>``.
+
+    Returns:
+      (T, D) float32 features; T is 0 for audio shorter than one frame.
+
+    Raises:
+      ConfigError: for a bad config.
+    """
+    kwargs = validate_feature_config(config)
+    fn = _kaldi_function(config["type"])
+    wave = waveform.reshape(1, -1).to(torch.float32) * INT16_SCALE
+    feats = fn(wave, **kwargs)
+    if feats.ndim != 2:  # torchaudio returns an empty 1-D tensor for too-short input
+        feats = feats.reshape(0, feature_dim(config))
+    return feats.to(torch.float32).contiguous()
+
+
+def feature_dim(config: dict[str, Any]) -> int:
+    """Returns the feature dimension a config gives."""
+    one_second = torch.zeros(int(config["sample_rate"]))
+    return int(compute_utterance_features(one_second, config).shape[1])
+
+
+def load_feature_config(data_dir: PathLike) -> dict[str, Any]:
+    """Returns the feature config stored in ``data_dir/conf/feats.yaml`` (with its ``cmvn`` type).
+
+    Raises:
+      ConfigError: if the data dir has no stored config.
+    """
+    from asr.config import load_config
+
+    path = Path(data_dir) / "conf" / "feats.yaml"
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file (run asr compute-feats on {data_dir})")
+    return load_config(path)
+
+
+def _split(items: list[str], nj: int) -> list[list[str]]:
+    """Splits into ``nj`` contiguous chunks of nearly equal size (as Kaldi's split_scp.pl)."""
+    n = len(items)
+    return [items[j * n // nj:(j + 1) * n // nj] for j in range(nj)]
+
+
+def _job_key(config: dict[str, Any], sources: list[tuple[str, str, float, float | None]]) -> str:
+    """A digest of what a job computes, so a rerun reuses only matching outputs."""
+    blob = json.dumps([sorted(config.items()), sources], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
+
+
+def _job_paths(feat_dir: Path, stem: str, job: int) -> tuple[Path, Path, Path]:
+    base = feat_dir / f"{stem}.{job}"
+    return Path(f"{base}.ark"), Path(f"{base}.scp"), Path(f"{base}.done.json")
+
+
+def _job_is_done(done: Path, ark: Path, scp: Path, key: str) -> dict[str, int] | None:
+    """Returns the job's frame counts if its outputs exist and match ``key``."""
+    if not (done.is_file() and ark.is_file() and scp.is_file()):
+        return None
+    try:
+        info = json.loads(done.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict) or info.get("key") != key:
+        return None
+    return info.get("num_frames")
+
+
+def _run_job(
+    sources: list[tuple[str, str, float, float | None]],
+    config: dict[str, Any],
+    ark: str,
+    scp: str,
+    done: str,
+    key: str,
+    progress: Callable[[], None] | None = None,
+) -> dict[str, int]:
+    """Extracts features of one job's utterances into ``ark``/``scp``; returns frame counts.
+
+    Runs with one intra-op thread both in workers (2 cores are shared) and
+    in-process, so results never depend on the thread count.
+    """
+    from asr.data.audio import load_audio
+    from asr.features.cmvn import write_matrices
+    from asr.fileio import atomic_write_text
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    num_frames: dict[str, int] = {}
+
+    def mats():
+        for utt, path, start, end in sources:
+            wave = load_audio(path, config["sample_rate"], start, end)
+            feats = compute_utterance_features(wave, config)
+            if feats.shape[0] == 0:
+                raise AudioError(f"{path}: utterance '{utt}' is too short for one feature frame")
+            num_frames[utt] = int(feats.shape[0])
+            if progress is not None:
+                progress()
+            yield utt, feats.numpy()
+
+    try:
+        # Old outputs of this job are stale: drop them so a failure leaves none.
+        for stale in (done, scp, ark):
+            Path(stale).unlink(missing_ok=True)
+        write_matrices(Path(ark), Path(scp), mats())
+        atomic_write_text(done, json.dumps({"key": key, "num_frames": num_frames}))
+    finally:
+        torch.set_num_threads(threads)
+    return num_frames
+
+
+def _worker_init() -> None:
+    torch.set_num_threads(1)
+
+
+def _remove_outputs(data_dir: Path) -> None:
+    from asr.data.datadir import FEATURE_FILES
+
+    for name in FEATURE_FILES:
+        with contextlib.suppress(FileNotFoundError):
+            (data_dir / name).unlink()
+
+
+def compute_features(
+    data_dir: PathLike,
+    feat_dir: PathLike,
+    config: dict[str, Any],
+    nj: int = 1,
+    cmvn: str = "per-speaker",
+) -> Path:
+    """Extracts features of a data dir, Kaldi ``make_fbank.sh`` + ``compute_cmvn_stats.sh`` style.
+
+    Utterances (sorted) are split into ``nj`` contiguous jobs, each writing
+    ``feat_dir/raw_<type>_<name>.<job>.{ark,scp}`` atomically plus a
+    ``.done.json`` marker last; a rerun skips jobs whose outputs are complete
+    and were made from the same config and audio list, so an interrupted run
+    only redoes unfinished jobs.  Then ``data_dir/feats.scp``,
+    ``utt2num_frames``, CMVN stats (``feat_dir/cmvn_<name>.ark`` +
+    ``data_dir/cmvn.scp``, keys are speakers or utterances) and
+    ``data_dir/conf/feats.yaml`` (the config plus ``cmvn``) are written.
+    With dither 0 the features do not depend on ``nj``.
+
+    Args:
+      data_dir: A valid Kaldi data dir.
+      feat_dir: Where the arks go (absolute paths are stored in the scps).
+      config: Feature config, e.g. ``asr.config.load_config("conf/fbank.yaml")``.
+      nj: Number of parallel jobs (processes).
+      cmvn: ``per-speaker``, ``per-utterance`` or ``none``.
+
+    Returns:
+      Path of ``data_dir/feats.scp``.
+
+    Raises:
+      AudioError: naming the file of an unreadable or too short recording;
+        the data dir's feature files are then absent and the failed job
+        leaves no ark (finished jobs are kept for the rerun).
+      DataDirError, ConfigError: for a bad data dir or config.
+    """
+    from tqdm import tqdm
+
+    from asr.config import save_config
+    from asr.data.datadir import DataDir, write_int_table
+    from asr.features.cmvn import cmvn_stats, read_matrix, write_matrices
+    from asr.fileio import write_table
+
+    if cmvn not in CMVN_TYPES:
+        raise ConfigError(f"cmvn must be one of {', '.join(CMVN_TYPES)}, got '{cmvn}'")
+    validate_feature_config(config)
+    config = {k: v for k, v in config.items() if k != "cmvn"}
+    dd = DataDir.load(data_dir, require_text=False)
+    data_dir = dd.path
+    feat_dir = Path(feat_dir).resolve()
+    feat_dir.mkdir(parents=True, exist_ok=True)
+    # Stale outputs would point at arks about to be replaced.
+    _remove_outputs(data_dir)
+
+    utts = dd.utterances
+    nj = max(1, min(int(nj), len(utts)))
+    stem = f"raw_{config['type']}_{dd.name}"
+    jobs = []
+    for j, chunk in enumerate(_split(utts, nj), 1):
+        sources = [(u, *dd.audio_source(u)) for u in chunk]
+        ark, scp, done = _job_paths(feat_dir, stem, j)
+        key = _job_key(config, sources)
+        jobs.append((j, sources, ark, scp, done, key))
+
+    num_frames: dict[str, int] = {}
+    todo = []
+    for j, sources, ark, scp, done, key in jobs:
+        counts = _job_is_done(done, ark, scp, key)
+        if counts is not None and set(counts) == {s[0] for s in sources}:
+            log.info("%s: job %d already done, skipping", scp, j)
+            num_frames.update(counts)
+        else:
+            todo.append((j, sources, ark, scp, done, key))
+
+    with tqdm(total=sum(len(t[1]) for t in todo), desc=f"{config['type']} {dd.name}",
+              unit="utt", disable=not todo) as bar:
+        if len(todo) == 1 or nj == 1:
+            for _, sources, ark, scp, done, key in todo:
+                num_frames.update(_run_job(sources, config, str(ark), str(scp), str(done), key,
+                                           progress=lambda: bar.update(1)))
+        elif todo:
+            # spawn: forking a process that already ran OpenMP threads can hang.
+            with cf.ProcessPoolExecutor(len(todo), mp_context=mp.get_context("spawn"),
+                                        initializer=_worker_init) as pool:
+                futures = {
+                    pool.submit(_run_job, sources, config, str(ark), str(scp), str(done), key): len(sources)
+                    for _, sources, ark, scp, done, key in todo
+                }
+                try:
+                    for fut in cf.as_completed(futures):
+                        num_frames.update(fut.result())
+                        bar.update(futures[fut])
+                except BaseException:
+                    pool.shutdown(wait=True, cancel_futures=True)
+                    raise
+
+    index: dict[str, str] = {}
+    for _, _, _, scp, _, _ in jobs:
+        for line in scp.read_text(encoding="utf-8").splitlines():
+            utt, _, spec = line.partition(" ")
+            index[utt] = spec
+
+    # CMVN stats accumulate in sorted utterance order, so they do not depend on nj.
+    stats: dict[str, np.ndarray] = {}
+    if cmvn != "none":
+        for utt in utts:
+            s = cmvn_stats(read_matrix(index[utt], f"{feat_dir} '{utt}'"))
+            key = utt if cmvn == "per-utterance" else dd.utt2spk[utt]
+            stats[key] = stats[key] + s if key in stats else s
+        keys = sorted(stats, key=lambda k: k.encode("utf-8"))
+        cmvn_index = write_matrices(feat_dir / f"cmvn_{dd.name}.ark", feat_dir / f"cmvn_{dd.name}.scp",
+                                    ((k, stats[k]) for k in keys))
+
+    # The data dir's files last: feats.scp appears only when everything exists.
+    save_config({**config, "cmvn": cmvn}, data_dir / "conf" / "feats.yaml")
+    write_int_table(data_dir / "utt2num_frames", num_frames.items())
+    if cmvn != "none":
+        write_table(data_dir / "cmvn.scp", cmvn_index.items())
+    write_table(data_dir / "feats.scp", index.items())
+    log.info("%s: features of %d utterances in %s", data_dir, len(utts), feat_dir)
+    return data_dir / "feats.scp"

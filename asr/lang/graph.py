@@ -1,0 +1,188 @@
+"""Language-model FSA (G) and the decoding graph HLG.
+
+G comes from an ARPA file through ``kaldilm`` (Kaldi's ``arpa2fst``), with
+``#0`` on back-off arcs.  HLG is compiled the standard k2/icefall way:
+L_disambig o G, determinize, drop disambiguation symbols and epsilons, then
+compose with H, connect and arc-sort.
+"""
+
+from __future__ import annotations
+
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import k2
+import torch
+
+from asr.errors import LanguageModelError
+from asr.lang.lang_dir import LangDir
+
+log = logging.getLogger("asr.graph")
+
+
+def arpa_to_g(arpa_path: str | Path, words_txt: str | Path, max_order: int = -1) -> k2.Fsa:
+    """Converts an ARPA LM into G, an FSA over word ids with ``#0`` back-offs.
+
+    ``<s>`` and ``</s>`` become epsilons, as in Kaldi.  Scores are natural
+    log-probabilities.
+
+    Raises:
+      LanguageModelError: if kaldilm cannot read the file.
+    """
+    arpa_path = Path(arpa_path)
+    if not arpa_path.is_file():
+        raise LanguageModelError(f"{arpa_path}: no such ARPA file")
+    # kaldilm aborts the whole process on a malformed ARPA file, so it runs
+    # in a child process whose failure becomes a one-line error.
+    code = (
+        "import sys, kaldilm; sys.stdout.write(kaldilm.arpa2fst(input_arpa=sys.argv[1], disambig_symbol='#0', "
+        "read_symbol_table=sys.argv[2], max_order=int(sys.argv[3]), max_arpa_warnings=0))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(arpa_path), str(words_txt), str(max_order)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        errors = [l for l in proc.stderr.splitlines() if "[E]" in l or "Error" in l] or proc.stderr.splitlines()[-1:]
+        raise LanguageModelError(f"{arpa_path}: cannot convert to FST: {(errors[-1] if errors else 'unknown error').strip()[:200]}")
+    text = proc.stdout
+    if not text.strip():
+        raise LanguageModelError(f"{arpa_path}: conversion gave an empty FST")
+    return k2.arc_sort(k2.Fsa.from_openfst(text, acceptor=False))
+
+
+def compile_lg(L_disambig: k2.Fsa, G: k2.Fsa, first_phone_disambig: int, first_word_disambig: int) -> k2.Fsa:
+    """Composes and determinizes L o G, then removes disambiguation symbols.
+
+    Returns:
+      LG with phone labels and ragged word aux_labels, epsilon-free.
+    """
+    LG = k2.connect(k2.compose(k2.arc_sort(L_disambig), k2.arc_sort(G)))
+    LG = k2.connect(k2.determinize(LG))
+    labels = LG.labels
+    labels[labels >= first_phone_disambig] = 0
+    LG.labels = labels
+    LG.aux_labels.values[LG.aux_labels.values >= first_word_disambig] = 0
+    LG = k2.connect(k2.remove_epsilon(LG))
+    LG.aux_labels = LG.aux_labels.remove_values_eq(0)
+    return k2.arc_sort(LG)
+
+
+def compile_hlg(lang: LangDir, G: k2.Fsa) -> k2.Fsa:
+    """Compiles HLG: pdf-id sequences (labels) to words (ragged aux_labels).
+
+    HLG's scores are graph scores (G plus L's silence probabilities); the
+    decoder keeps them apart from acoustic scores in its lattices.
+    """
+    t0 = time.perf_counter()
+    H = lang.load_graph("H")
+    L = lang.load_graph("L_disambig")
+    LG = compile_lg(L, G, lang.phones["#0"], lang.words["#0"])
+    log.info("LG: %d states, %d arcs", LG.shape[0], LG.num_arcs)
+    HLG = k2.arc_sort(k2.connect(k2.compose(H, LG, inner_labels="phones")))
+    elapsed = time.perf_counter() - t0
+    if HLG.num_arcs == 0:
+        raise LanguageModelError("HLG is empty: the LM and lexicon share no word sequence")
+    log.info("HLG: %d states, %d arcs, compiled in %.2f s", HLG.shape[0], HLG.num_arcs, elapsed)
+    return HLG
+
+
+def graph_size(fsa: k2.Fsa) -> dict[str, int]:
+    """Number of states and arcs of a single FSA."""
+    return {"states": int(fsa.shape[0]), "arcs": int(fsa.num_arcs)}
+
+
+def word_ids_on_path(path: k2.Fsa) -> list[int]:
+    """Word ids on a single path FSA whose aux_labels may be ragged."""
+    aux = path.aux_labels
+    values = aux.values if isinstance(aux, k2.RaggedTensor) else aux
+    return [int(w) for w in values.tolist() if w > 0]
+
+
+def linear_word_fsa(word_ids: list[list[int]]) -> k2.Fsa:
+    """Linear acceptors for word sequences (an FsaVec)."""
+    return k2.linear_fsa(word_ids)
+
+
+__all__ = ["arpa_to_g", "compile_lg", "compile_hlg", "graph_size", "word_ids_on_path", "linear_word_fsa", "torch"]
+
+
+def lm_vocabulary(lang: LangDir) -> list[str]:
+    """Words an LM over this lexicon should cover.
+
+    All lexicon words except those pronounced only with silence phones
+    (``<SIL>``, and ``<UNK>`` when it has no pronunciation of its own):
+    optional silence is L's business, not the LM's.
+    """
+    silence = set(lang.silence_phones)
+    non_silence = {w for w, pron in lang.lexicon if any(p not in silence for p in pron)}
+    return sorted(non_silence)
+
+
+def build_graph_dir(
+    lang_dir: str | Path,
+    out_dir: str | Path,
+    arpa: str | Path | None = None,
+    text_files: list[str | Path] | None = None,
+    order: int = 2,
+    method: str = "kneser-ney",
+    drop_bos_eos_bigram: bool = True,
+) -> k2.Fsa:
+    """``asr compile-graph``: an LM (given or estimated), G and HLG in ``out_dir``.
+
+    Either ``arpa`` (a user-supplied ARPA file) or ``text_files`` (Kaldi
+    ``text`` files to estimate an n-gram LM from) must be given.  A supplied
+    ARPA is cleaned first: n-grams with words outside the lexicon are
+    dropped (and reported), and so is a ``<s> </s>`` bigram, which would make
+    G's start state final at no cost and favour empty output.
+
+    Writes ``lm.arpa``, ``G.pt``, ``HLG.pt`` and ``graph.yaml`` (sizes and
+    compile time).
+    """
+    from asr.config import save_config
+    from asr.lang import lm as lmlib
+    from asr.lang.fsa_io import save_fsa
+
+    lang = LangDir.load(lang_dir)
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab = lm_vocabulary(lang)
+    if arpa is not None:
+        model = lmlib.read_arpa(arpa)
+        model, dropped = lmlib.prune_to_vocab(model, vocab + ["<s>", "</s>", "<UNK>"])
+        if dropped:
+            log.warning("%s: dropped %d words not in the lexicon: %s", arpa, len(dropped), " ".join(sorted(dropped)[:20]))
+        if drop_bos_eos_bigram and model.order >= 2 and ("<s>", "</s>") in model.probs[1]:
+            log.warning("%s: dropping the '<s> </s>' bigram (it would let the decoder favour empty output)", arpa)
+            model = lmlib.drop_ngram(model, ("<s>", "</s>"))
+        source = str(arpa)
+    elif text_files:
+        words = set(vocab)
+        oovs = sum(
+            1 for f in text_files for line in Path(f).read_text(encoding="utf-8").splitlines()
+            for w in line.split()[1:] if w not in words and w not in ("<s>", "</s>")
+        )
+        model, oov_count = lmlib.train_lm_from_text(
+            [Path(f) for f in text_files], vocab, order, method, oov="<UNK>" if oovs else None
+        )
+        if oov_count:
+            log.warning("LM training text: %d OOV tokens mapped to <UNK>", oov_count)
+        source = f"{order}-gram {method} from {', '.join(map(str, text_files))}"
+    else:
+        raise LanguageModelError("compile-graph needs an ARPA file or training text")
+    lmlib.write_arpa(model, out_dir / "lm.arpa")
+    G = arpa_to_g(out_dir / "lm.arpa", lang.path / "words.txt")
+    t0 = time.perf_counter()
+    HLG = compile_hlg(lang, G)
+    elapsed = time.perf_counter() - t0
+    save_fsa(G, out_dir / "G.pt")
+    save_fsa(HLG, out_dir / "HLG.pt")
+    save_config(
+        {"lm": source, "order": model.order, "G": graph_size(G), "HLG": graph_size(HLG),
+         "compile_seconds": round(elapsed, 3), "lang_dir": str(lang.path)},
+        out_dir / "graph.yaml",
+    )
+    return HLG

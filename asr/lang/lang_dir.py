@@ -1,0 +1,248 @@
+"""The lang directory: symbol tables, phone sets, pdfs, and the L and H graphs.
+
+Layout (Kaldi's, plus k2 graphs)::
+
+    lang/lexicon.txt           lexicon used (with <UNK>)
+    lang/lexicon_disambig.txt  with #1, #2, ... appended where needed
+    lang/phones.txt            <eps>, phones, #0 ... #N
+    lang/words.txt             <eps>, words, #0, <s>, </s>
+    lang/phones/{silence,nonsilence,optional_silence,disambig}.txt
+    lang/pdfs.txt              HMM state inventory, ids from 1
+    lang/lang.yaml             the config used (silence probability, topology)
+    lang/L.pt, L_disambig.pt   lexicon FSTs (phones -> words)
+    lang/H.pt                  HMM FST (pdfs -> phones)
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import k2
+import torch
+
+from asr.config import require, save_config
+from asr.errors import LexiconError
+from asr.fileio import read_lines
+from asr.lang.fsa_io import load_fsa, save_fsa
+from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
+from asr.lang.topology import Topology, build_h, pdf_names, topology_from_config
+
+log = logging.getLogger("asr.lang")
+
+EPS = "<eps>"
+UNK = "<UNK>"
+
+
+class SymbolTable:
+    """A bidirectional ``symbol <-> id`` map backed by a Kaldi ``.txt`` file."""
+
+    def __init__(self, sym2id: dict[str, int]):
+        self.sym2id = dict(sym2id)
+        self.id2sym = {i: s for s, i in sym2id.items()}
+
+    @classmethod
+    def read(cls, path: str | Path) -> "SymbolTable":
+        sym2id: dict[str, int] = {}
+        for i, line in enumerate(read_lines(path, LexiconError), 1):
+            fields = line.split()
+            if len(fields) != 2 or not fields[1].lstrip("-").isdigit():
+                raise LexiconError(f"{path}:{i}: expected 'symbol id'")
+            if fields[0] in sym2id:
+                raise LexiconError(f"{path}:{i}: duplicate symbol '{fields[0]}'")
+            sym2id[fields[0]] = int(fields[1])
+        return cls(sym2id)
+
+    def write(self, path: str | Path) -> None:
+        from asr.fileio import atomic_write_text
+
+        atomic_write_text(path, "".join(f"{s} {i}\n" for s, i in sorted(self.sym2id.items(), key=lambda x: x[1])))
+
+    def __getitem__(self, key: str) -> int:
+        return self.sym2id[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.sym2id
+
+    def __len__(self) -> int:
+        return len(self.sym2id)
+
+    def get(self, i: int) -> str:
+        return self.id2sym[i]
+
+
+def build_lexicon_fst(
+    lexicon: Lexicon,
+    phones: SymbolTable,
+    words: SymbolTable,
+    sil_phone: str,
+    sil_prob: float,
+    disambig_loops: bool,
+) -> k2.Fsa:
+    """Builds L (phones -> words) with optional silence between words.
+
+    As Kaldi's ``make_lexicon_fst.py``: after each word (and at the start)
+    the optional silence phone follows with probability ``sil_prob``.  With
+    ``disambig_loops`` a ``#0:#0`` self-loop on the word-boundary state lets
+    G's back-off arcs through composition.
+
+    Returns:
+      An FST whose labels are phone ids and aux_labels word ids; scores are
+      log-probabilities.
+    """
+    if not 0.0 <= sil_prob < 1.0:
+        raise LexiconError(f"sil_prob must be in [0, 1), got {sil_prob}")
+    start, loop, sil = 0, 1, 2
+    next_state = 3
+    no_sil_score = math.log(1.0 - sil_prob)
+    arcs: list[tuple[int, int, int, int, float]] = []
+    sil_id = phones[sil_phone]
+    if sil_prob > 0:
+        sil_score = math.log(sil_prob)
+        arcs += [(start, loop, 0, 0, no_sil_score), (start, sil, 0, 0, sil_score), (sil, loop, sil_id, 0, 0.0)]
+    else:
+        arcs.append((start, loop, 0, 0, 0.0))
+    for word, pron in lexicon:
+        ids = [phones[p] for p in pron]
+        cur = loop
+        for i, p in enumerate(ids[:-1]):
+            arcs.append((cur, next_state, p, words[word] if i == 0 else 0, 0.0))
+            cur, next_state = next_state, next_state + 1
+        w = words[word] if len(ids) == 1 else 0
+        if sil_prob > 0:
+            arcs += [(cur, loop, ids[-1], w, no_sil_score), (cur, sil, ids[-1], w, sil_score)]
+        else:
+            arcs.append((cur, loop, ids[-1], w, 0.0))
+    if disambig_loops:
+        arcs.append((loop, loop, phones["#0"], words["#0"], 0.0))
+    final = next_state
+    arcs.append((loop, final, -1, -1, 0.0))
+    arcs.sort(key=lambda a: a[0])
+    text = "\n".join(f"{a} {b} {c} {d} {e}" for a, b, c, d, e in arcs) + f"\n{final}\n"
+    return k2.arc_sort(k2.Fsa.from_str(text, acceptor=False))
+
+
+@dataclass
+class LangDir:
+    """A loaded lang directory."""
+
+    path: Path
+    phones: SymbolTable
+    words: SymbolTable
+    lexicon: Lexicon
+    topology: Topology
+    hmm_phones: list[str]
+    silence_phones: list[str]
+    optional_silence: str
+    config: dict
+
+    @classmethod
+    def load(cls, path: str | Path) -> "LangDir":
+        from asr.config import load_config
+
+        path = Path(path)
+        for name in ("phones.txt", "words.txt", "lexicon.txt", "lang.yaml", "pdfs.txt"):
+            if not (path / name).is_file():
+                raise LexiconError(f"{path / name}: missing from lang dir (run 'asr prepare-lang')")
+        cfg = load_config(path / "lang.yaml")
+        phones = SymbolTable.read(path / "phones.txt")
+        return cls(
+            path=path,
+            phones=phones,
+            words=SymbolTable.read(path / "words.txt"),
+            lexicon=read_lexicon(path / "lexicon.txt", set(phones.sym2id)),
+            topology=topology_from_config(cfg["topology"]),
+            hmm_phones=[p for p in phones.sym2id if p != EPS and not p.startswith("#")],
+            silence_phones=list(cfg["silence_phones"]),
+            optional_silence=cfg["optional_silence"],
+            config=cfg,
+        )
+
+    @property
+    def num_pdfs(self) -> int:
+        return len(self.hmm_phones) * self.topology.num_pdf_classes
+
+    def pdf_to_phone(self) -> torch.Tensor:
+        """Maps pdf id (index) to phone id; index 0 is unused."""
+        k = self.topology.num_pdf_classes
+        return torch.tensor([0] + [self.phones[p] for p in self.hmm_phones for _ in range(k)], dtype=torch.int64)
+
+    def load_graph(self, name: str) -> k2.Fsa:
+        """Loads ``L``, ``L_disambig`` or ``H`` from the lang dir."""
+        return load_fsa(self.path / f"{name}.pt")
+
+
+def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> LangDir:
+    """Builds a lang directory from a lexicon.
+
+    Args:
+      lexicon_path: ``WORD PHONE ...`` lexicon.
+      lang_dir: Output folder.
+      cfg: The lang config (``conf/lang.yaml``): ``silence_phones``,
+        ``optional_silence``, ``sil_prob``, ``unk_pron`` and ``topology``.
+
+    Raises:
+      LexiconError: for a malformed lexicon or config.
+    """
+    lang_dir = Path(lang_dir)
+    silence_phones = list(require(cfg, "silence_phones", "lang config"))
+    optional_silence = require(cfg, "optional_silence", "lang config")
+    sil_prob = float(require(cfg, "sil_prob", "lang config"))
+    topo = topology_from_config(require(cfg, "topology", "lang config"))
+    if optional_silence not in silence_phones:
+        raise LexiconError(f"optional_silence '{optional_silence}' is not in silence_phones {silence_phones}")
+
+    lexicon = read_lexicon(lexicon_path)
+    if not any(w == UNK for w, _ in lexicon):
+        # OOV words in training text map to <UNK>; without a pronunciation of
+        # its own it is modelled as silence-like noise.
+        unk_pron = cfg.get("unk_pron", [optional_silence])
+        lexicon.append((UNK, list(unk_pron) if isinstance(unk_pron, list) else unk_pron.split()))
+    lex_phones = {p for _, pron in lexicon for p in pron}
+    nonsilence = sorted(lex_phones - set(silence_phones))
+    silence = [p for p in silence_phones if p in lex_phones or p == optional_silence]
+    hmm_phones = silence + nonsilence
+
+    lexicon_disambig, max_disambig = add_disambig_symbols(lexicon)
+    phone_syms = [EPS] + hmm_phones + [f"#{i}" for i in range(max_disambig + 1)]
+    phones = SymbolTable({p: i for i, p in enumerate(phone_syms)})
+    word_list = sorted({w for w, _ in lexicon})
+    words = SymbolTable({w: i for i, w in enumerate([EPS] + word_list + ["#0", "<s>", "</s>"])})
+
+    lang_dir.mkdir(parents=True, exist_ok=True)
+    (lang_dir / "phones").mkdir(exist_ok=True)
+    write_lexicon(lexicon, lang_dir / "lexicon.txt")
+    write_lexicon(lexicon_disambig, lang_dir / "lexicon_disambig.txt")
+    phones.write(lang_dir / "phones.txt")
+    words.write(lang_dir / "words.txt")
+    from asr.fileio import atomic_write_text
+
+    atomic_write_text(lang_dir / "phones/silence.txt", "".join(f"{p}\n" for p in silence))
+    atomic_write_text(lang_dir / "phones/nonsilence.txt", "".join(f"{p}\n" for p in nonsilence))
+    atomic_write_text(lang_dir / "phones/optional_silence.txt", f"{optional_silence}\n")
+    atomic_write_text(lang_dir / "phones/disambig.txt", "".join(f"#{i}\n" for i in range(max_disambig + 1)))
+    names = pdf_names(hmm_phones, topo)
+    atomic_write_text(lang_dir / "pdfs.txt", "".join(f"{n} {i}\n" for i, n in enumerate(names, 1)))
+    save_config(
+        {
+            "silence_phones": silence,
+            "optional_silence": optional_silence,
+            "sil_prob": sil_prob,
+            "topology": topo.to_config(),
+        },
+        lang_dir / "lang.yaml",
+    )
+
+    L = build_lexicon_fst(lexicon, phones, words, optional_silence, sil_prob, disambig_loops=False)
+    L_disambig = build_lexicon_fst(lexicon_disambig, phones, words, optional_silence, sil_prob, disambig_loops=True)
+    H = build_h([phones[p] for p in hmm_phones], topo)
+    save_fsa(L, lang_dir / "L.pt")
+    save_fsa(L_disambig, lang_dir / "L_disambig.pt")
+    save_fsa(H, lang_dir / "H.pt")
+    log.info(
+        "lang dir %s: %d words, %d phones, %d disambig symbols, %d pdfs (%s topology); H %d arcs, L %d arcs",
+        lang_dir, len(word_list), len(hmm_phones), max_disambig + 1, len(names), topo.name, H.num_arcs, L.num_arcs,
+    )
+    return LangDir.load(lang_dir)

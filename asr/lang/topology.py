@@ -1,0 +1,113 @@
+"""HMM topologies and the H transducer (HMM states -> phones).
+
+A topology is a left-to-right chain of emitting states per phone.  Each state
+has two pdf classes: the one of the arc that enters it and the one of its
+self-loop.  Kaldi's 3-state HMM uses the same class for both; the chain
+topology has one state whose first frame and repeats have different pdfs.
+
+pdf ids are numbered from 1 because k2 reserves column 0 of the network
+output (label 0 is not epsilon in dense intersection), so the acoustic model
+predicts ``num_pdfs`` classes and column ``i`` of its output is pdf ``i + 1``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import k2
+import torch
+
+from asr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class HmmState:
+    """One emitting state: pdf classes of its entry arc and of its self-loop."""
+
+    enter: int
+    loop: int
+
+
+@dataclass(frozen=True)
+class Topology:
+    """A per-phone HMM topology."""
+
+    name: str
+    states: tuple[HmmState, ...]
+
+    @property
+    def num_pdf_classes(self) -> int:
+        return 1 + max(max(s.enter, s.loop) for s in self.states)
+
+    @property
+    def min_frames(self) -> int:
+        """The fewest frames one phone can take."""
+        return len(self.states)
+
+    def to_config(self) -> dict:
+        return {"name": self.name, "states": [[s.enter, s.loop] for s in self.states]}
+
+
+def topology_from_config(cfg: dict) -> Topology:
+    """Builds a topology from ``{name: ..., states: [[enter, loop], ...]}``.
+
+    Raises:
+      ConfigError: if the states are missing or the pdf classes are not
+        ``0..K-1`` without gaps.
+    """
+    try:
+        states = tuple(HmmState(int(e), int(l)) for e, l in cfg["states"])
+        name = str(cfg.get("name", "custom"))
+    except (KeyError, TypeError, ValueError):
+        raise ConfigError("topology: expected {name: str, states: [[enter_class, loop_class], ...]}") from None
+    if not states:
+        raise ConfigError("topology: needs at least one state")
+    used = {c for s in states for c in (s.enter, s.loop)}
+    if used != set(range(len(used))):
+        raise ConfigError(f"topology '{name}': pdf classes must be 0..K-1, got {sorted(used)}")
+    return Topology(name, states)
+
+
+def pdf_names(phones: list[str], topo: Topology) -> list[str]:
+    """Names of the pdfs in id order; the name at index ``i`` is pdf ``i + 1``."""
+    return [f"{p}_{c}" for p in phones for c in range(topo.num_pdf_classes)]
+
+
+def pdf_id(phone_index: int, pdf_class: int, topo: Topology) -> int:
+    """The pdf id (from 1) of ``pdf_class`` of the ``phone_index``-th phone."""
+    return 1 + phone_index * topo.num_pdf_classes + pdf_class
+
+
+def build_h(phone_ids: list[int], topo: Topology) -> k2.Fsa:
+    """Builds H, mapping pdf-id sequences (labels) to phone sequences (aux_labels).
+
+    State 0 is a hub from which any phone may start; the last HMM state of
+    every phone may go straight to the first state of any phone.  Entering a
+    phone outputs its id, every other arc outputs epsilon (0).  H has no
+    epsilon input arcs, so intersecting it with network output consumes one
+    frame per arc, and it is deterministic on its input.
+
+    Args:
+      phone_ids: ids (from phones.txt) of the phones that have HMMs, in the
+        order used to number pdfs.
+      topo: The topology shared by all phones.
+    """
+    n = len(topo.states)
+    num_phones = len(phone_ids)
+    final = 1 + num_phones * n
+    state = lambda j, k: 1 + j * n + k  # noqa: E731
+    exits = [0] + [state(j, n - 1) for j in range(num_phones)]
+    arcs: list[tuple[int, int, int, int]] = []
+    for j, phone in enumerate(phone_ids):
+        first = pdf_id(j, topo.states[0].enter, topo)
+        arcs += [(src, state(j, 0), first, phone) for src in exits]
+        for k, st in enumerate(topo.states):
+            arcs.append((state(j, k), state(j, k), pdf_id(j, st.loop, topo), 0))
+            if k + 1 < n:
+                arcs.append((state(j, k), state(j, k + 1), pdf_id(j, topo.states[k + 1].enter, topo), 0))
+    arcs += [(src, final, -1, -1) for src in exits]
+    arcs.sort(key=lambda a: (a[0], a[2]))
+    t = torch.tensor(arcs, dtype=torch.int32)
+    scores = torch.zeros(len(arcs), dtype=torch.float32)
+    arcs_tensor = torch.cat([t[:, :3], scores.view(torch.int32).unsqueeze(1)], dim=1)
+    return k2.arc_sort(k2.Fsa(arcs_tensor, aux_labels=t[:, 3].contiguous()))

@@ -1,0 +1,226 @@
+"""Shared pieces of the acoustic models: the interface and padding helpers.
+
+All models take a zero- (or anything-) padded batch of feature sequences and
+return per-frame log-probabilities over HMM states (pdfs).  Padding must never
+leak into valid frames, so every layer that looks at neighbouring frames
+(convolutions) first rebuilds its input so that each sequence's edges are
+replicated from its own first/last valid frame, as Kaldi's nnet3 does at
+utterance boundaries.  A sequence therefore gets the same output alone as in
+any padded batch.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asr.errors import ConfigError
+
+
+class AcousticModel(nn.Module):
+    """Base class of all acoustic models.
+
+    Subclasses implement :meth:`forward`; the frame rate bookkeeping lives
+    here so that training, alignment and decoding agree on it.
+
+    Attributes:
+      subsampling_factor: Input frames per output frame (1, 3, ...).
+      feat_dim: Input feature dimension.
+      num_pdfs: Output dimension (columns of the log-probability matrix).
+      config: The normalized, YAML-safe model config (plain dict) that
+        ``build_model(config, feat_dim, num_pdfs)`` turns back into the same
+        architecture, so a saved state_dict loads into it.
+    """
+
+    subsampling_factor: int
+    feat_dim: int
+    num_pdfs: int
+    config: dict[str, Any]
+
+    def __init__(self, feat_dim: int, num_pdfs: int, subsampling_factor: int, config: dict[str, Any]):
+        super().__init__()
+        self.feat_dim = int(feat_dim)
+        self.num_pdfs = int(num_pdfs)
+        self.subsampling_factor = int(subsampling_factor)
+        self.config = copy.deepcopy(config)
+
+    def output_lengths(self, lengths: Tensor) -> Tensor:
+        """Number of output frames for each input length.
+
+        Every model pads its strided layer "same"-style, so output frame ``t``
+        is centred on input frame ``t * s`` and ``T' = ceil(T / s)``.
+
+        Args:
+          lengths: (N,) int64 input frame counts.
+
+        Returns:
+          (N,) int64 output frame counts.
+        """
+        s = self.subsampling_factor
+        return torch.div(lengths + (s - 1), s, rounding_mode="floor")
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """Computes per-frame log-probabilities over pdfs.
+
+        Args:
+          feats: (N, T, F) float32 padded features.
+          lengths: (N,) int64 valid frame counts.
+
+        Returns:
+          ``(log_probs, out_lengths)``: (N, T', num_pdfs) log_softmax outputs
+          (rows past ``out_lengths[n]`` are meaningless) and (N,) int64
+          ``output_lengths(lengths)``.
+        """
+        raise NotImplementedError
+
+
+def model_config_dict(model: AcousticModel) -> dict[str, Any]:
+    """Returns a copy of the config that rebuilds ``model`` with ``build_model``."""
+    return copy.deepcopy(model.config)
+
+
+def check_lengths(feats: Tensor, lengths: Tensor) -> Tensor:
+    """Validates a padded batch and returns ``lengths`` as int64 on feats' device.
+
+    Raises:
+      ValueError: on a shape mismatch or a length outside ``1..T``; these are
+        programming errors of the caller, not user-fixable config problems.
+    """
+    if feats.dim() != 3:
+        raise ValueError(f"expected feats of shape (N, T, F), got {tuple(feats.shape)}")
+    lengths = lengths.to(device=feats.device, dtype=torch.int64)
+    if lengths.shape != (feats.shape[0],):
+        raise ValueError(f"expected lengths of shape ({feats.shape[0]},), got {tuple(lengths.shape)}")
+    if lengths.numel() and (int(lengths.min()) < 1 or int(lengths.max()) > feats.shape[1]):
+        raise ValueError(f"lengths must lie in 1..{feats.shape[1]}, got {lengths.tolist()}")
+    return lengths
+
+
+def edge_pad_time(x: Tensor, lengths: Tensor, left: int, right: int, time_dim: int = 2) -> Tensor:
+    """Pads the time axis by replicating each sequence's own first/last frame.
+
+    Frames at or past ``lengths[n]`` are replaced by the last valid frame too,
+    so a following convolution sees exactly what it would see on the sequence
+    alone (Kaldi-style edge replication), whatever the padding held.
+
+    Args:
+      x: (N, C, T) or (N, C, T, F) tensor with time at ``time_dim``.
+      lengths: (N,) int64 valid frame counts (at least 1).
+      left: Frames to add before frame 0.
+      right: Frames to add after frame T-1.
+      time_dim: Index of the time axis in ``x``.
+
+    Returns:
+      Tensor with ``T + left + right`` frames on the time axis.
+    """
+    n, t = x.shape[0], x.shape[time_dim]
+    pos = torch.arange(-left, t + right, device=x.device).unsqueeze(0)  # (1, T+l+r)
+    # clamp per sequence: below 0 -> first frame, at/after length -> last valid frame
+    last = (lengths.clamp(min=1) - 1).unsqueeze(1)
+    idx = torch.minimum(pos.clamp(min=0), last)  # (N, T+l+r)
+    shape = [1] * x.dim()
+    shape[0], shape[time_dim] = n, idx.shape[1]
+    size = list(x.shape)
+    size[time_dim] = idx.shape[1]
+    idx = idx.view(shape).expand(size)
+    return torch.gather(x, time_dim, idx)
+
+
+def time_mask(lengths: Tensor, max_len: int) -> Tensor:
+    """(N, max_len) bool mask, True on valid frames."""
+    return torch.arange(max_len, device=lengths.device).unsqueeze(0) < lengths.unsqueeze(1)
+
+
+class MaskedBatchNorm(nn.Module):
+    """BatchNorm over channels that computes statistics on valid frames only.
+
+    Padded frames would otherwise bias the batch statistics in training, and
+    the output for a sequence would depend on what it was batched with.
+
+    Args:
+      channels: Number of channels (dim 1 of the input).
+    """
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(channels)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        """Normalizes ``x`` ((N, C, T) or (N, C, T, F)) where ``mask`` (N, T) is True.
+
+        Padded frames come back as zeros.
+        """
+        moved = x.movedim(2, 1)  # (N, T, C[, F])
+        valid = moved[mask]  # (M, C[, F]) is what BatchNorm1d expects
+        out = torch.zeros_like(moved)
+        if self.training and valid.numel() <= valid.shape[1]:
+            # a single value per channel has no variance; use the running statistics
+            bn = self.bn
+            out[mask] = nn.functional.batch_norm(
+                valid, bn.running_mean, bn.running_var, bn.weight, bn.bias, False, 0.0, bn.eps
+            )
+        else:
+            out[mask] = self.bn(valid)
+        return out.movedim(1, 2)
+
+
+class SplicedConv1d(nn.Module):
+    """Kaldi nnet3-style spliced affine layer as a dilated, strided Conv1d.
+
+    ``offsets`` such as ``[-3, 0, 3]`` mean output frame ``t`` sees input
+    frames ``t*stride + o``; they must be sorted, unique and evenly spaced
+    (the spacing becomes the dilation).  Edges are replicated per sequence.
+
+    Args:
+      in_dim: Input channels.
+      out_dim: Output channels.
+      offsets: Frame offsets of the splice.
+      stride: Subsampling factor of this layer.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, offsets: list[int], stride: int = 1):
+        super().__init__()
+        self.offsets = list(offsets)
+        self.left = max(0, -offsets[0])
+        self.right = max(0, offsets[-1])
+        self.start = offsets[0] + self.left  # >0 when the context starts after frame t
+        dilation = offsets[1] - offsets[0] if len(offsets) > 1 else 1
+        self.stride = stride
+        self.conv = nn.Conv1d(in_dim, out_dim, kernel_size=len(offsets), dilation=dilation, stride=stride)
+
+    def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
+        """Maps (N, C, T) to (N, out_dim, ceil(T / stride))."""
+        t = x.shape[2]
+        padded = edge_pad_time(x, lengths, self.left, self.right)
+        # drop frames a right-only context never reads so output t stays at input t*stride
+        padded = padded[:, :, self.start :]
+        y = self.conv(padded)
+        return y[:, :, : -(-t // self.stride)]
+
+
+def parse_offsets(value: Any, where: str) -> list[int]:
+    """Parses a splice context: a list of ints or a Kaldi string like ``"-3,0,3"``.
+
+    Raises:
+      ConfigError: if the offsets are not sorted, unique, evenly spaced ints.
+    """
+    if isinstance(value, str):
+        try:
+            value = [int(v) for v in value.replace(" ", "").split(",") if v != ""]
+        except ValueError:
+            raise ConfigError(f"{where}: bad context '{value}', expected e.g. '-1,0,1'") from None
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = [value]
+    if (
+        not isinstance(value, (list, tuple))
+        or not value
+        or not all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        raise ConfigError(f"{where}: context must be a non-empty list of integers, got {value!r}")
+    steps = {b - a for a, b in zip(value, value[1:])}
+    if any(s <= 0 for s in steps) or len(steps) > 1:
+        raise ConfigError(f"{where}: context {list(value)} must be sorted, unique and evenly spaced")
+    return [int(v) for v in value]

@@ -1,0 +1,83 @@
+"""CNN + (B)LSTM: a 2-D convolutional front end over (time, frequency)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asr.models.base import AcousticModel, MaskedBatchNorm, check_lengths, edge_pad_time, time_mask
+from asr.models.lstm import LstmStack
+
+
+def conv_out_freq(feat_dim: int, num_convs: int) -> int:
+    """Frequency bins left after ``num_convs`` 3-wide, stride-2, pad-1 convolutions."""
+    f = feat_dim
+    for _ in range(num_convs):
+        f = (f + 1) // 2  # floor((f + 2 - 3) / 2) + 1 == ceil(f / 2)
+    return f
+
+
+class CNNLSTM(AcousticModel):
+    """Conv2d layers (3x3, frequency stride 2) -> flatten -> (B)LSTM -> linear.
+
+    Each conv layer is ``Conv2d -> ReLU -> BatchNorm``.  Time is edge-padded
+    per sequence (never zero-padded) so padding cannot reach valid frames;
+    frequency is zero-padded.  The first conv has time stride
+    ``subsampling``.
+
+    Args:
+      feat_dim: Input feature dimension.
+      num_pdfs: Output dimension.
+      channels: Output channels of each conv layer.
+      hidden: LSTM cell size.
+      layers: Number of LSTM layers.
+      proj: LSTM projection size, 0 for none.
+      bidirectional: BLSTM if True.
+      dropout: Dropout between and after LSTM layers.
+      subsampling: Output frame subsampling factor.
+      config: Normalized config kept on the model.
+    """
+
+    def __init__(
+        self,
+        feat_dim: int,
+        num_pdfs: int,
+        channels: list[int],
+        hidden: int,
+        layers: int,
+        proj: int,
+        bidirectional: bool,
+        dropout: float,
+        subsampling: int,
+        config: dict[str, Any],
+    ):
+        super().__init__(feat_dim, num_pdfs, subsampling, config)
+        self.time_strides = [subsampling if i == 0 else 1 for i in range(len(channels))]
+        ins = [1] + channels[:-1]
+        self.convs = nn.ModuleList(
+            nn.Conv2d(c_in, c_out, kernel_size=3, stride=(st, 2), padding=(0, 1))
+            for c_in, c_out, st in zip(ins, channels, self.time_strides)
+        )
+        self.norms = nn.ModuleList(MaskedBatchNorm(c) for c in channels)
+        flat_dim = channels[-1] * conv_out_freq(feat_dim, len(channels))
+        self.lstm = LstmStack(flat_dim, hidden, layers, proj, bidirectional, dropout)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(self.lstm.out_dim, num_pdfs)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """See :meth:`AcousticModel.forward`."""
+        lengths = check_lengths(feats, lengths)
+        x = feats.unsqueeze(1)  # (N, 1, T, F)
+        cur = lengths
+        for conv, norm, stride in zip(self.convs, self.norms, self.time_strides):
+            t = x.shape[2]
+            x = torch.relu(conv(edge_pad_time(x, cur, 1, 1, time_dim=2)))
+            x = x[:, :, : -(-t // stride)]  # ceil(T / stride) frames, as output_lengths says
+            cur = torch.div(cur + (stride - 1), stride, rounding_mode="floor")
+            x = norm(x, time_mask(cur, x.shape[2]))
+        n, c, t, f = x.shape
+        x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
+        x = self.dropout(self.lstm(x, cur))
+        return torch.log_softmax(self.output(x), dim=-1), self.output_lengths(lengths)

@@ -1,0 +1,72 @@
+"""Kaldi nnet3-style TDNN: spliced affine layers as dilated Conv1d."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from asr.models.base import AcousticModel, MaskedBatchNorm, SplicedConv1d, check_lengths, time_mask
+
+#: Layer contexts used when the config gives ``layers`` but no ``context``:
+#: a wide first splice, then growing dilations like Kaldi's tdnn recipes.
+DEFAULT_CONTEXTS: list[list[int]] = [[-2, -1, 0, 1, 2], [-1, 0, 1], [-1, 0, 1], [-3, 0, 3], [-3, 0, 3], [-3, 0, 3]]
+
+
+def default_contexts(layers: int) -> list[list[int]]:
+    """Returns ``layers`` splice contexts, repeating ``[-3, 0, 3]`` past the table."""
+    return [list(DEFAULT_CONTEXTS[min(i, len(DEFAULT_CONTEXTS) - 1)]) for i in range(layers)]
+
+
+class TDNN(AcousticModel):
+    """Stack of relu-batchnorm TDNN layers followed by a linear pdf layer.
+
+    Each layer is ``SplicedConv1d -> ReLU -> BatchNorm -> Dropout`` (Kaldi's
+    ``relu-batchnorm-layer``).  With ``subsampling > 1`` the layer
+    ``subsampling_layer`` has that stride, and the contexts of later layers
+    count frames at the reduced rate.
+
+    Args:
+      feat_dim: Input feature dimension.
+      num_pdfs: Output dimension.
+      hidden: Channels of every hidden layer.
+      contexts: One list of frame offsets per layer.
+      dropout: Dropout probability after each hidden layer.
+      subsampling: Output frame subsampling factor.
+      subsampling_layer: Index of the layer that carries the stride.
+      config: Normalized config kept on the model.
+    """
+
+    def __init__(
+        self,
+        feat_dim: int,
+        num_pdfs: int,
+        hidden: int,
+        contexts: list[list[int]],
+        dropout: float,
+        subsampling: int,
+        subsampling_layer: int,
+        config: dict[str, Any],
+    ):
+        super().__init__(feat_dim, num_pdfs, subsampling, config)
+        self.strides = [subsampling if i == subsampling_layer else 1 for i in range(len(contexts))]
+        self.convs = nn.ModuleList(
+            SplicedConv1d(feat_dim if i == 0 else hidden, hidden, ctx, stride)
+            for i, (ctx, stride) in enumerate(zip(contexts, self.strides))
+        )
+        self.norms = nn.ModuleList(MaskedBatchNorm(hidden) for _ in contexts)
+        self.dropout = nn.Dropout(dropout)
+        self.output = nn.Linear(hidden, num_pdfs)
+
+    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """See :meth:`AcousticModel.forward`."""
+        lengths = check_lengths(feats, lengths)
+        x = feats.transpose(1, 2)  # (N, F, T) for Conv1d
+        cur = lengths
+        for conv, norm, stride in zip(self.convs, self.norms, self.strides):
+            x = torch.relu(conv(x, cur))
+            cur = torch.div(cur + (stride - 1), stride, rounding_mode="floor")
+            x = self.dropout(norm(x, time_mask(cur, x.shape[2])))
+        logits = self.output(x.transpose(1, 2))
+        return torch.log_softmax(logits, dim=-1), self.output_lengths(lengths)

@@ -1,0 +1,21 @@
+"""Word error rate scoring (Kaldi ``compute-wer`` compatible)."""
+
+from asr.scoring.wer import (
+    ScoreResult,
+    UttScore,
+    format_details,
+    format_wer,
+    normalize_text,
+    read_text,
+    score,
+)
+
+__all__ = [
+    "ScoreResult",
+    "UttScore",
+    "format_details",
+    "format_wer",
+    "normalize_text",
+    "read_text",
+    "score",
+]

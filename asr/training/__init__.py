@@ -1,0 +1,1 @@
+"""Flat start, alignment, cross-entropy training, priors and augmentation."""

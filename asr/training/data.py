@@ -1,0 +1,110 @@
+"""Training data: features, transcripts and alignments in length-sorted batches."""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from asr.data.datadir import DataDir
+from asr.errors import DataDirError
+from asr.features.cmvn import load_features
+
+log = logging.getLogger("asr.training")
+
+
+@dataclass
+class Utterance:
+    utt_id: str
+    speaker: str
+    feats: torch.Tensor  # (T, F)
+    words: list[str]
+    alignment: torch.Tensor | None = None  # (T',) pdf ids from 1
+
+
+@dataclass
+class Batch:
+    """A batch sorted by decreasing length (as k2 requires)."""
+
+    utt_ids: list[str]
+    feats: torch.Tensor  # (N, T, F), zero-padded
+    lengths: torch.Tensor  # (N,)
+    words: list[list[str]]
+    alignments: list[torch.Tensor] | None
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.lengths.sum())
+
+
+def load_utterances(data_dir: str | Path, alignments: dict[str, torch.Tensor] | None = None) -> list[Utterance]:
+    """Loads every utterance of a data dir (with CMVN applied) into memory.
+
+    Utterances without an alignment (when ``alignments`` is given) are left
+    out and counted in the log: they could not be aligned.
+    """
+    dd = DataDir.load(data_dir)
+    out, missing = [], 0
+    for utt, feats in load_features(dd.path):
+        ali = None
+        if alignments is not None:
+            ali = alignments.get(utt)
+            if ali is None:
+                missing += 1
+                continue
+        out.append(Utterance(utt, dd.utt2spk[utt], feats, dd.text[utt].split(), ali))
+    if missing:
+        log.warning("%s: %d utterances have no alignment and are skipped", data_dir, missing)
+    if not out:
+        raise DataDirError(f"{data_dir}: no usable utterances")
+    return out
+
+
+def split_validation(utts: list[Utterance], fraction: float, seed: int) -> tuple[list[Utterance], list[Utterance]]:
+    """Holds out whole speakers (chosen with a fixed seed) for validation.
+
+    At least one speaker is held out when ``fraction > 0`` and at least one
+    is kept for training.
+    """
+    speakers = sorted({u.speaker for u in utts})
+    if fraction <= 0 or len(speakers) < 2:
+        return utts, []
+    rng = random.Random(seed)
+    num_valid = min(len(speakers) - 1, max(1, round(fraction * len(speakers))))
+    valid_speakers = set(rng.sample(speakers, num_valid))
+    return [u for u in utts if u.speaker not in valid_speakers], [u for u in utts if u.speaker in valid_speakers]
+
+
+def make_batches(utts: list[Utterance], max_frames: int, shuffle: bool, seed: int) -> list[list[int]]:
+    """Groups utterance indices of similar length into batches of at most ``max_frames`` padded frames.
+
+    With ``shuffle`` the order of batches (not their content) is shuffled by
+    ``seed``, so an epoch is reproducible from its seed alone.
+    """
+    order = sorted(range(len(utts)), key=lambda i: (-len(utts[i].feats), utts[i].utt_id))
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order:
+        longest = len(utts[current[0]].feats) if current else len(utts[i].feats)
+        if current and longest * (len(current) + 1) > max_frames:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    if shuffle:
+        random.Random(seed).shuffle(batches)
+    return batches
+
+
+def collate(utts: list[Utterance]) -> Batch:
+    """Pads a list of utterances (already in decreasing length order)."""
+    lengths = torch.tensor([len(u.feats) for u in utts], dtype=torch.int64)
+    feats = torch.zeros(len(utts), int(lengths.max()), utts[0].feats.shape[1])
+    for i, u in enumerate(utts):
+        feats[i, : len(u.feats)] = u.feats
+    alis = [u.alignment for u in utts] if utts[0].alignment is not None else None
+    return Batch([u.utt_id for u in utts], feats, lengths, [u.words for u in utts], alis)

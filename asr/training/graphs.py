@@ -1,0 +1,84 @@
+"""Numerator graphs: an utterance's transcript -> L -> H, over HMM states.
+
+These are the graphs of flat-start training (maximum likelihood over all
+state sequences of the transcript) and of forced alignment (their Viterbi
+path).  Optional silence between words comes from L.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import k2
+import torch
+
+from asr.lang.lang_dir import UNK, LangDir
+
+log = logging.getLogger("asr.training")
+
+
+class NumeratorGraphCompiler:
+    """Compiles transcripts into numerator FSAs over pdf ids.
+
+    The result has pdf ids as labels, word ids as (ragged) ``aux_labels`` on
+    the arc where each word's first phone starts, and a ``phones`` attribute
+    holding the phone id on each arc that enters a phone (0 elsewhere).
+    """
+
+    def __init__(self, lang: LangDir):
+        self.lang = lang
+        self.words = lang.words
+        self.L_inv = k2.arc_sort(lang.load_graph("L").invert())
+        self.H = k2.arc_sort(lang.load_graph("H"))
+        self.unk_id = self.words[UNK]
+
+    def words_to_ids(self, words: list[str]) -> tuple[list[int], int]:
+        """Maps words to ids; OOV words become ``<UNK>``.
+
+        Returns:
+          The ids and the number of OOV words.
+        """
+        ids, oov = [], 0
+        for w in words:
+            if w in self.words:
+                ids.append(self.words[w])
+            else:
+                ids.append(self.unk_id)
+                oov += 1
+        return ids, oov
+
+    def phone_graphs(self, word_ids: list[list[int]]) -> k2.Fsa:
+        """Transcripts -> phone-level FSAs (epsilon-free, with epsilon self-loops)."""
+        word_fsa = k2.add_epsilon_self_loops(k2.linear_fsa(word_ids))
+        fsa = k2.intersect(self.L_inv, word_fsa, treat_epsilons_specially=False)
+        fsa = k2.arc_sort(k2.connect(k2.invert(fsa)))
+        return k2.arc_sort(k2.remove_epsilon_and_add_self_loops(fsa))
+
+    def compile(self, word_ids: list[list[int]]) -> k2.Fsa:
+        """Builds the numerator graphs (an FsaVec) for a batch of transcripts."""
+        phone_fsa = self.phone_graphs(word_ids)
+        num = k2.compose(self.H, phone_fsa, treat_epsilons_specially=False, inner_labels="phones")
+        return k2.arc_sort(k2.connect(num))
+
+
+def dense_fsa_vec(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[k2.DenseFsaVec, torch.Tensor]:
+    """Wraps network output as a k2.DenseFsaVec.
+
+    Args:
+      log_probs: (N, T, S) scores over pdfs 1..S (column ``i`` is pdf ``i+1``).
+      lengths: (N,) valid frames per utterance; must be non-increasing, as
+        k2 wants supervision segments sorted by decreasing duration.
+
+    Returns:
+      The DenseFsaVec (on CPU: our k2 wheel is CPU-only) and the int32
+      supervision segments ``(index, start, duration)``.
+    """
+    n = log_probs.shape[0]
+    # Column 0 is k2's reserved label; no graph arc carries it, so its value
+    # never matters -- a large negative keeps it out of pruned searches.
+    pad = torch.full_like(log_probs[:, :, :1], -1e4)
+    scores = torch.cat([pad, log_probs], dim=2).cpu()
+    segments = torch.stack(
+        [torch.arange(n, dtype=torch.int32), torch.zeros(n, dtype=torch.int32), lengths.to(torch.int32).cpu()], dim=1
+    )
+    return k2.DenseFsaVec(scores, segments), segments

@@ -1,0 +1,105 @@
+"""``asr train``: one training run from config to model dir."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from asr.config import load_config, require
+from asr.errors import ConfigError
+from asr.features.extract import load_feature_config
+from asr.lang.lang_dir import LangDir
+from asr.model_dir import ModelDir
+from asr.training.criteria import CrossEntropyCriterion, FlatStartCriterion
+from asr.training.data import load_utterances, split_validation
+from asr.training.priors import estimate_log_priors
+from asr.training.trainer import Trainer, write_model_dir
+
+log = logging.getLogger("asr.training")
+
+CRITERIA = ("flat-start", "ce")
+
+
+def add_file_log(out_dir: Path) -> logging.Handler:
+    """Mirrors the ``asr`` log into ``out_dir/train.log``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(out_dir / "train.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
+    logging.getLogger("asr").addHandler(handler)
+    return handler
+
+
+def train(
+    config: str | Path,
+    data_dir: str | Path,
+    lang_dir: str | Path,
+    out_dir: str | Path,
+    ali_dir: str | Path | None = None,
+    graph_dir: str | Path | None = None,
+    init_model_dir: str | Path | None = None,
+    resume: bool = False,
+    overrides: dict | None = None,
+) -> Trainer:
+    """Trains a model and writes its model dir.
+
+    Args:
+      config: Training YAML (``criterion``, ``model``, ``optimizer``, ...).
+      data_dir: Training data dir with features.
+      lang_dir: The lang dir (defines the pdfs).
+      out_dir: The model dir to write (checkpoints go to ``out_dir/checkpoints``).
+      ali_dir: Alignments (``asr align`` output); needed by ``ce``.
+      graph_dir: A ``data/lang_<lm>`` folder whose HLG is copied into the model dir.
+      init_model_dir: Start from this model's weights (e.g. a second CE pass).
+      resume: Continue from the last complete checkpoint in ``out_dir``.
+      overrides: Config keys that replace those in the file.
+    """
+    cfg = load_config(config)
+    cfg.update(overrides or {})
+    out_dir = Path(out_dir)
+    handler = add_file_log(out_dir)
+    try:
+        t0 = time.perf_counter()
+        criterion_name = require(cfg, "criterion", str(config))
+        lang = LangDir.load(lang_dir)
+        alignments = None
+        if criterion_name == "ce":
+            if ali_dir is None:
+                raise ConfigError("criterion 'ce' needs alignments (--ali-dir)")
+            from asr.training.align import read_alignments
+
+            alignments = read_alignments(ali_dir)
+        elif criterion_name not in CRITERIA:
+            raise ConfigError(f"{config}: unknown criterion '{criterion_name}' ({', '.join(CRITERIA)})")
+        utts = load_utterances(data_dir, alignments)
+        train_utts, valid_utts = split_validation(utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("seed", 0)))
+        log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
+        if criterion_name == "ce":
+            criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
+        else:
+            criterion = FlatStartCriterion(
+                lang, float(cfg.get("output_beam", 20.0)), float(cfg.get("prior_scale", 1.0)),
+                float(cfg.get("prior_decay", 0.9)), int(cfg.get("prior_warmup_steps", 0)),
+            )
+        init_state = None
+        if init_model_dir is not None:
+            init_state = ModelDir.load(init_model_dir).model.state_dict()
+        trainer = Trainer(cfg, criterion, train_utts, valid_utts, lang, out_dir, init_state)
+        if resume and not trainer.resume():
+            log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)
+        trainer.train()
+        if isinstance(criterion, FlatStartCriterion) and criterion.oov_count:
+            log.warning("%d OOV words in training transcripts were mapped to <UNK>", criterion.oov_count)
+        if trainer.dist.is_main:
+            priors = None
+            if alignments is not None:
+                priors = estimate_log_priors((u.alignment for u in utts), lang.num_pdfs)
+            write_model_dir(
+                trainer, trainer.final_state(), load_feature_config(data_dir), criterion_name, priors,
+                Path(graph_dir) if graph_dir else None,
+            )
+            log.info("wrote model dir %s (training took %.1f s)", out_dir, time.perf_counter() - t0)
+        return trainer
+    finally:
+        logging.getLogger("asr").removeHandler(handler)
+        handler.close()

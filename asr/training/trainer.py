@@ -1,0 +1,310 @@
+"""The training loop shared by every criterion.
+
+Handles batching, the optimizer and learning-rate schedule, gradient
+clipping (recurrent nets have cliff-shaped error surfaces), validation,
+per-epoch checkpoints with exact resume, checkpoint averaging, TensorBoard
+scalars, and DDP when launched by ``torchrun`` with several processes.
+
+Resume is exact at epoch granularity: the batch order of epoch ``e`` depends
+only on ``seed + e``, and the checkpoint stores the torch RNG state (dropout,
+SpecAugment), so an interrupted run continued with ``--resume`` reproduces
+the uninterrupted one on the same machine.  Bitwise equality across thread
+counts or devices is not guaranteed (floating-point reduction order).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+from asr.config import require, save_config
+from asr.errors import ConfigError
+from asr.fileio import atomic_torch_save, safe_torch_load
+from asr.lang.lang_dir import LangDir
+from asr.model_dir import copy_graph, copy_lang, save_model_dir
+from asr.models import AcousticModel, build_model, model_config_dict
+from asr.training.augment import spec_augment
+from asr.training.checkpoint_avg import average_checkpoints
+from asr.training.data import Batch, Utterance, collate, make_batches
+
+log = logging.getLogger("asr.training")
+
+CHECKPOINT_RE = re.compile(r"epoch-(\d+)\.pt$")
+
+
+@dataclass
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: str) -> DistInfo:
+    """Joins the process group when launched by ``torchrun`` with several processes."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return DistInfo()
+    if not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    # One thread per process: on a small CPU several processes would
+    # otherwise oversubscribe the cores.
+    if device == "cpu":
+        torch.set_num_threads(1)
+    return DistInfo(dist.get_rank(), dist.get_world_size())
+
+
+def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
+    name = cfg.get("name", "adamw")
+    lr = float(require(cfg, "lr", "optimizer"))
+    wd = float(cfg.get("weight_decay", 0.0))
+    if name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=float(cfg.get("momentum", 0.9)), weight_decay=wd)
+    raise ConfigError(f"optimizer: unknown name '{name}' (adamw, sgd)")
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: dict, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """Linear warm-up then ``constant``, ``cosine`` (to ``final_lr_ratio``) or ``exponential`` decay per step."""
+    name = cfg.get("name", "cosine")
+    warmup = int(cfg.get("warmup_steps", 0))
+    final = float(cfg.get("final_lr_ratio", 0.05))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        progress = min(1.0, (step - warmup) / max(1, total_steps - warmup))
+        if name == "constant":
+            return 1.0
+        if name == "cosine":
+            return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
+        if name == "exponential":
+            return final**progress
+        raise ConfigError(f"scheduler: unknown name '{name}' (constant, cosine, exponential)")
+
+    factor(warmup)  # validate the name now rather than mid-training
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
+    found = [(int(m.group(1)), p) for p in ckpt_dir.glob("epoch-*.pt") if (m := CHECKPOINT_RE.search(p.name))]
+    return sorted(found)
+
+
+class Trainer:
+    """Trains an acoustic model with a criterion (see :mod:`asr.training.criteria`)."""
+
+    def __init__(
+        self,
+        cfg: dict,
+        criterion,
+        train_utts: list[Utterance],
+        valid_utts: list[Utterance],
+        lang: LangDir,
+        out_dir: Path,
+        init_state: dict | None = None,
+    ):
+        self.cfg = cfg
+        self.criterion = criterion
+        self.train_utts = train_utts
+        self.valid_utts = valid_utts
+        self.lang = lang
+        self.out_dir = Path(out_dir)
+        self.device = cfg.get("device", "cpu")
+        self.dist = init_distributed(self.device)
+        self.seed = int(cfg.get("seed", 0))
+        torch.manual_seed(self.seed)
+        feat_dim = train_utts[0].feats.shape[1]
+        self.model: AcousticModel = build_model(require(cfg, "model", "train config"), feat_dim, lang.num_pdfs)
+        if init_state is not None:
+            self.model.load_state_dict(init_state)
+        self.model.to(self.device)
+        self.ddp_model = self.model
+        if self.dist.world_size > 1:
+            self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
+        self.epochs = int(require(cfg, "epochs", "train config"))
+        self.max_frames = int(require(cfg, "max_frames", "train config"))
+        self.grad_clip = float(cfg.get("grad_clip", 5.0))
+        self.spec_augment_cfg = cfg.get("spec_augment")
+        self.optimizer = make_optimizer(self.model, require(cfg, "optimizer", "train config"))
+        steps_per_epoch = len(self._epoch_batches(0))
+        self.scheduler = make_scheduler(self.optimizer, cfg.get("scheduler", {}), self.epochs * steps_per_epoch)
+        self.ckpt_dir = self.out_dir / "checkpoints"
+        self.start_epoch = 1
+        self.step = 0
+        self.writer = None
+
+    # -- batching -----------------------------------------------------------
+    def _epoch_batches(self, epoch: int) -> list[list[int]]:
+        batches = make_batches(self.train_utts, self.max_frames, shuffle=True, seed=self.seed + epoch)
+        w = self.dist.world_size
+        if w > 1:
+            # Every rank must run the same number of steps or DDP hangs.
+            batches = batches[: len(batches) // w * w][self.dist.rank :: w]
+        return batches
+
+    def _batch(self, utts: list[Utterance], indices: list[int], augment: bool, gen: torch.Generator) -> Batch:
+        batch = collate([utts[i] for i in indices])
+        if augment and self.spec_augment_cfg:
+            for i, n in enumerate(batch.lengths.tolist()):
+                batch.feats[i, :n] = spec_augment(batch.feats[i, :n], self.spec_augment_cfg, gen)
+        return batch
+
+    # -- checkpoints ----------------------------------------------------------
+    def save_checkpoint(self, epoch: int) -> None:
+        if not self.dist.is_main:
+            return
+        atomic_torch_save(
+            {
+                "model": {k: v.detach().cpu() for k, v in self.model.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "epoch": epoch,
+                "step": self.step,
+                "rng": torch.get_rng_state(),
+            },
+            self.ckpt_dir / f"epoch-{epoch}.pt",
+        )
+
+    def resume(self) -> bool:
+        """Restores the last complete checkpoint; returns False if there is none."""
+        ckpts = list_checkpoints(self.ckpt_dir)
+        if not ckpts:
+            return False
+        epoch, path = ckpts[-1]
+        state = safe_torch_load(path)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"])
+        self.start_epoch = int(state["epoch"]) + 1
+        self.step = int(state["step"])
+        log.info("resumed from %s: continuing at epoch %d, step %d", path, self.start_epoch, self.step)
+        return True
+
+    # -- loops -----------------------------------------------------------------
+    def _forward(self, batch: Batch, model: torch.nn.Module):
+        feats = batch.feats.to(self.device)
+        log_probs, out_lengths = model(feats, batch.lengths.to(self.device))
+        return self.criterion(log_probs, out_lengths.cpu(), batch)
+
+    def validate(self) -> dict[str, float]:
+        if not self.valid_utts:
+            return {}
+        self.model.eval()
+        tot_loss, tot_frames, stats = 0.0, 0, {}
+        with torch.no_grad():
+            for idx in make_batches(self.valid_utts, self.max_frames, shuffle=False, seed=0):
+                out = self._forward(self._batch(self.valid_utts, idx, False, None), self.model)
+                tot_loss += float(out.loss)
+                tot_frames += out.frames
+                for k, v in out.stats.items():
+                    stats[k] = stats.get(k, 0.0) + v
+        self.model.train()
+        result = {"loss": tot_loss / max(1, tot_frames)}
+        if "correct" in stats:
+            result["frame_acc"] = stats["correct"] / max(1, tot_frames)
+        return result
+
+    def train(self) -> None:
+        if self.dist.is_main:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.out_dir / "tensorboard"))
+        self.model.train()
+        for epoch in range(self.start_epoch, self.epochs + 1):
+            t0 = time.perf_counter()
+            gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+            batches = self._epoch_batches(epoch)
+            tot_loss, tot_frames, stats = 0.0, 0, {}
+            bar = tqdm(batches, desc=f"epoch {epoch}/{self.epochs}", disable=not self.dist.is_main, leave=False)
+            for idx in bar:
+                out = self._forward(self._batch(self.train_utts, idx, True, gen), self.ddp_model)
+                if out.frames == 0:
+                    continue
+                self.optimizer.zero_grad(set_to_none=True)
+                (out.loss / out.frames).backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
+                if not math.isfinite(grad_norm):
+                    log.warning("epoch %d step %d: non-finite gradient norm, batch skipped", epoch, self.step)
+                    self.optimizer.zero_grad(set_to_none=True)
+                    continue
+                self.optimizer.step()
+                self.scheduler.step()
+                self.step += 1
+                tot_loss += float(out.loss.detach())
+                tot_frames += out.frames
+                for k, v in out.stats.items():
+                    stats[k] = stats.get(k, 0.0) + v
+                bar.set_postfix(loss=f"{float(out.loss.detach()) / out.frames:.3f}")
+                if self.writer:
+                    self.writer.add_scalar("train/loss", float(out.loss.detach()) / out.frames, self.step)
+                    self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+                    self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+            valid = self.validate()
+            train_loss = tot_loss / max(1, tot_frames)
+            msg = f"epoch {epoch}: train loss {train_loss:.4f}"
+            if "correct" in stats:
+                msg += f", train frame acc {stats['correct'] / max(1, tot_frames):.3f}"
+            if valid:
+                msg += ", valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items())
+            if stats.get("unalignable"):
+                msg += f", {int(stats['unalignable'])} utterances too short for their transcript"
+            log.info("%s (%.1f s)", msg, time.perf_counter() - t0)
+            if self.writer:
+                self.writer.add_scalar("epoch/train_loss", train_loss, epoch)
+                if "correct" in stats:
+                    self.writer.add_scalar("epoch/train_frame_acc", stats["correct"] / max(1, tot_frames), epoch)
+                for k, v in valid.items():
+                    self.writer.add_scalar(f"epoch/valid_{k}", v, epoch)
+            self.save_checkpoint(epoch)
+            self.last_valid = valid
+        if self.writer:
+            self.writer.close()
+
+    def final_state(self) -> dict:
+        """Weights averaged over the last ``average_last`` epochs (1 = last epoch)."""
+        n = int(self.cfg.get("average_last", 1))
+        ckpts = [p for _, p in list_checkpoints(self.ckpt_dir)][-n:]
+        if n <= 1 or len(ckpts) < 2:
+            return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        log.info("averaging the last %d checkpoints", len(ckpts))
+        return average_checkpoints(ckpts)
+
+
+def write_model_dir(
+    trainer: Trainer,
+    state: dict,
+    feature_config: dict,
+    criterion: str,
+    log_priors: torch.Tensor | None,
+    graph_dir: Path | None,
+) -> None:
+    """Writes the model dir (model.yaml, weights, priors, lang copy, graph)."""
+    out = trainer.out_dir
+    info = {
+        "model": model_config_dict(trainer.model),
+        "feat_dim": trainer.model.feat_dim,
+        "num_pdfs": trainer.model.num_pdfs,
+        "subsampling": trainer.model.subsampling_factor,
+        "criterion": criterion,
+        "use_priors": log_priors is not None,
+        "features": feature_config,
+    }
+    save_model_dir(out, trainer.model, info, state, log_priors)
+    copy_lang(trainer.lang.path, out / "lang")
+    if graph_dir is not None:
+        copy_graph(Path(graph_dir), out / "graph")
+    save_config(trainer.cfg, out / "train.yaml")
