@@ -13,7 +13,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Write FEAT_DIR/raw_<type>_<name>.<job>.ark, DATA_DIR/feats.scp, "
         "utt2num_frames, cmvn.scp and conf/feats.yaml. Finished jobs are skipped on rerun.",
     )
-    p.add_argument("data_dir", metavar="DATA_DIR")
+    p.add_argument("data_dirs", metavar="DATA_DIR", nargs="+", help="one or more data dirs")
     p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the ark files go")
     p.add_argument("--config", default="fbank.yaml",
                    help="feature YAML (a bare name is looked up in conf/; default fbank.yaml)")
@@ -32,6 +32,6 @@ def run(args: argparse.Namespace) -> int:
     if args.nj < 1:
         raise ConfigError(f"--nj must be at least 1, got {args.nj}")
     cfg = load_config(args.config)
-    scp = compute_features(args.data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn)
-    print(scp)
+    for data_dir in args.data_dirs:
+        print(compute_features(data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn))
     return 0

@@ -14,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
-import torch
 
 from asr.errors import AudioError
 
@@ -120,6 +119,8 @@ def load_audio(
         raise AudioError(f"{p}: audio holds NaN or Inf samples")
     if data.shape[1] > 1:
         log.warning("%s: %d channels, averaging to mono", p, data.shape[1])
+    import torch  # imported here so data preparation runs without loading torch
+
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))
     if rate != sample_rate:
         import torchaudio.functional as AF

@@ -60,7 +60,9 @@ def run_job(
     """Decodes one job's utterances; returns (job, utterances, audio frames, seconds of search)."""
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    decoder = Decoder.from_model_dir(model_dir, SearchConfig.from_dict(cfg["search"]), graph_dir, cfg["use_priors"])
+    decoder = Decoder.from_model_dir(
+        model_dir, SearchConfig.from_dict(cfg["search"]), graph_dir, cfg["use_priors"], "cpu", float(cfg.get("prior_scale", 1.0))
+    )
     wanted = set(utts)
     items = [(u, f) for u, f in load_features(data_dir) if u in wanted]
     hyps, lattices, lat_utts = {}, [], []

@@ -30,11 +30,13 @@ class Hypothesis:
 class Decoder:
     """Decodes feature matrices with a model dir's network and an HLG."""
 
-    def __init__(self, md: ModelDir, HLG: k2.Fsa, cfg: SearchConfig, use_priors: bool = True):
+    def __init__(self, md: ModelDir, HLG: k2.Fsa, cfg: SearchConfig, use_priors: bool = True, prior_scale: float = 1.0):
         self.md = md
         self.HLG = prepare_hlg(HLG)
         self.cfg = cfg
         self.log_priors = md.log_priors if use_priors else None
+        if self.log_priors is not None:
+            self.log_priors = prior_scale * self.log_priors
         if use_priors and md.log_priors is None:
             log.info("%s has no priors: decoding its outputs as log-likelihoods", md.path)
         self.aligner = WordAligner(md.lang)
@@ -44,13 +46,13 @@ class Decoder:
     @classmethod
     def from_model_dir(
         cls, model_dir: str | Path, cfg: SearchConfig, graph_dir: str | Path | None = None, use_priors: bool = True,
-        device: str = "cpu",
+        device: str = "cpu", prior_scale: float = 1.0,
     ) -> "Decoder":
         md = ModelDir.load(model_dir, device)
         hlg_path = Path(graph_dir) / "HLG.pt" if graph_dir else md.path / "graph" / "HLG.pt"
         if not hlg_path.is_file():
             raise ModelDirError(f"{hlg_path}: no such file (pass --graph-dir or train with --graph-dir)")
-        return cls(md, load_fsa(hlg_path), cfg, use_priors)
+        return cls(md, load_fsa(hlg_path), cfg, use_priors, prior_scale)
 
     def acoustic_scores(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Network forward: (log-posteriors, unscaled log-likelihoods, output lengths), on CPU."""
@@ -82,7 +84,7 @@ class Decoder:
             feats[i, : len(f)] = f
         log_post, am, out_lengths = self.acoustic_scores(feats, lengths)
         lattice = search(self.HLG, am, out_lengths, self.cfg)
-        best = rescore_best_paths(lattice, 1.0, 0.0, self.cfg.acoustic_scale)
+        best = rescore_best_paths(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
         paths = read_paths(best, out_lengths.tolist())
         hyps = []
         for i, (utt, path) in enumerate(zip(utt_ids, paths)):

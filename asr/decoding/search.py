@@ -28,6 +28,7 @@ class SearchConfig:
     """Decoder settings (``conf/decode.yaml``)."""
 
     acoustic_scale: float = 0.1
+    word_penalty: float = 0.0
     search_beam: float = 20.0
     output_beam: float = 8.0
     min_active_states: int = 30

@@ -28,7 +28,7 @@ from asr.errors import LexiconError
 from asr.fileio import read_lines
 from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
-from asr.lang.topology import Topology, build_h, pdf_names, topology_from_config
+from asr.lang.topology import PdfTable, Topology, build_h, topology_from_config
 
 log = logging.getLogger("asr.lang")
 
@@ -124,6 +124,14 @@ def build_lexicon_fst(
     return k2.arc_sort(k2.Fsa.from_str(text, acceptor=False))
 
 
+def make_pdf_table(
+    hmm_phones: list[str], silence_phones: list[str], topo: Topology, silence_topo: Topology
+) -> PdfTable:
+    """The pdf inventory: silence phones use ``silence_topo``, the others ``topo``."""
+    silence = set(silence_phones)
+    return PdfTable(hmm_phones, [silence_topo if p in silence else topo for p in hmm_phones])
+
+
 @dataclass
 class LangDir:
     """A loaded lang directory."""
@@ -133,6 +141,7 @@ class LangDir:
     words: SymbolTable
     lexicon: Lexicon
     topology: Topology
+    silence_topology: Topology
     hmm_phones: list[str]
     silence_phones: list[str]
     optional_silence: str
@@ -154,6 +163,7 @@ class LangDir:
             words=SymbolTable.read(path / "words.txt"),
             lexicon=read_lexicon(path / "lexicon.txt", set(phones.sym2id)),
             topology=topology_from_config(cfg["topology"]),
+            silence_topology=topology_from_config(cfg.get("silence_topology", cfg["topology"])),
             hmm_phones=[p for p in phones.sym2id if p != EPS and not p.startswith("#")],
             silence_phones=list(cfg["silence_phones"]),
             optional_silence=cfg["optional_silence"],
@@ -161,13 +171,17 @@ class LangDir:
         )
 
     @property
+    def pdf_table(self) -> PdfTable:
+        return make_pdf_table(self.hmm_phones, self.silence_phones, self.topology, self.silence_topology)
+
+    @property
     def num_pdfs(self) -> int:
-        return len(self.hmm_phones) * self.topology.num_pdf_classes
+        return self.pdf_table.num_pdfs
 
     def pdf_to_phone(self) -> torch.Tensor:
         """Maps pdf id (index) to phone id; index 0 is unused."""
-        k = self.topology.num_pdf_classes
-        return torch.tensor([0] + [self.phones[p] for p in self.hmm_phones for _ in range(k)], dtype=torch.int64)
+        table = self.pdf_table
+        return torch.tensor([0] + [self.phones[self.hmm_phones[j]] for j in table.pdf_to_phone_index()])
 
     def load_graph(self, name: str) -> k2.Fsa:
         """Loads ``L``, ``L_disambig`` or ``H`` from the lang dir."""
@@ -191,6 +205,7 @@ def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> L
     optional_silence = require(cfg, "optional_silence", "lang config")
     sil_prob = float(require(cfg, "sil_prob", "lang config"))
     topo = topology_from_config(require(cfg, "topology", "lang config"))
+    silence_topo = topology_from_config(cfg.get("silence_topology", cfg["topology"]))
     if optional_silence not in silence_phones:
         raise LexiconError(f"optional_silence '{optional_silence}' is not in silence_phones {silence_phones}")
 
@@ -223,7 +238,8 @@ def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> L
     atomic_write_text(lang_dir / "phones/nonsilence.txt", "".join(f"{p}\n" for p in nonsilence))
     atomic_write_text(lang_dir / "phones/optional_silence.txt", f"{optional_silence}\n")
     atomic_write_text(lang_dir / "phones/disambig.txt", "".join(f"#{i}\n" for i in range(max_disambig + 1)))
-    names = pdf_names(hmm_phones, topo)
+    table = make_pdf_table(hmm_phones, silence, topo, silence_topo)
+    names = table.names()
     atomic_write_text(lang_dir / "pdfs.txt", "".join(f"{n} {i}\n" for i, n in enumerate(names, 1)))
     save_config(
         {
@@ -231,13 +247,14 @@ def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> L
             "optional_silence": optional_silence,
             "sil_prob": sil_prob,
             "topology": topo.to_config(),
+            "silence_topology": silence_topo.to_config(),
         },
         lang_dir / "lang.yaml",
     )
 
     L = build_lexicon_fst(lexicon, phones, words, optional_silence, sil_prob, disambig_loops=False)
     L_disambig = build_lexicon_fst(lexicon_disambig, phones, words, optional_silence, sil_prob, disambig_loops=True)
-    H = build_h([phones[p] for p in hmm_phones], topo)
+    H = build_h([phones[p] for p in hmm_phones], table)
     save_fsa(L, lang_dir / "L.pt")
     save_fsa(L_disambig, lang_dir / "L_disambig.pt")
     save_fsa(H, lang_dir / "H.pt")

@@ -68,17 +68,36 @@ def topology_from_config(cfg: dict) -> Topology:
     return Topology(name, states)
 
 
-def pdf_names(phones: list[str], topo: Topology) -> list[str]:
-    """Names of the pdfs in id order; the name at index ``i`` is pdf ``i + 1``."""
-    return [f"{p}_{c}" for p in phones for c in range(topo.num_pdf_classes)]
+class PdfTable:
+    """pdf ids of every phone's HMM states (ids from 1, in phone order).
+
+    Each phone has its own topology (silence phones may differ, as in
+    Kaldi, where an ergodic silence model lets silence of any shape pass).
+    """
+
+    def __init__(self, phones: list[str], topologies: list[Topology]):
+        self.phones = list(phones)
+        self.topologies = list(topologies)
+        self.offsets = []
+        next_id = 1
+        for topo in self.topologies:
+            self.offsets.append(next_id)
+            next_id += topo.num_pdf_classes
+        self.num_pdfs = next_id - 1
+
+    def pdf_id(self, phone_index: int, pdf_class: int) -> int:
+        return self.offsets[phone_index] + pdf_class
+
+    def names(self) -> list[str]:
+        """Names of the pdfs in id order; the name at index ``i`` is pdf ``i + 1``."""
+        return [f"{p}_{c}" for p, t in zip(self.phones, self.topologies) for c in range(t.num_pdf_classes)]
+
+    def pdf_to_phone_index(self) -> list[int]:
+        """For each pdf id (index ``i`` is pdf ``i + 1``), the index of its phone."""
+        return [j for j, t in enumerate(self.topologies) for _ in range(t.num_pdf_classes)]
 
 
-def pdf_id(phone_index: int, pdf_class: int, topo: Topology) -> int:
-    """The pdf id (from 1) of ``pdf_class`` of the ``phone_index``-th phone."""
-    return 1 + phone_index * topo.num_pdf_classes + pdf_class
-
-
-def build_h(phone_ids: list[int], topo: Topology) -> k2.Fsa:
+def build_h(phone_ids: list[int], table: PdfTable) -> k2.Fsa:
     """Builds H, mapping pdf-id sequences (labels) to phone sequences (aux_labels).
 
     State 0 is a hub from which any phone may start; the last HMM state of
@@ -88,23 +107,26 @@ def build_h(phone_ids: list[int], topo: Topology) -> k2.Fsa:
     frame per arc, and it is deterministic on its input.
 
     Args:
-      phone_ids: ids (from phones.txt) of the phones that have HMMs, in the
-        order used to number pdfs.
-      topo: The topology shared by all phones.
+      phone_ids: ids (from phones.txt) of the phones in ``table`` order.
+      table: The phones' topologies and pdf ids.
     """
-    n = len(topo.states)
-    num_phones = len(phone_ids)
-    final = 1 + num_phones * n
-    state = lambda j, k: 1 + j * n + k  # noqa: E731
-    exits = [0] + [state(j, n - 1) for j in range(num_phones)]
+    first_state, exit_state = [], []
+    next_state = 1
+    for topo in table.topologies:
+        first_state.append(next_state)
+        exit_state.append(next_state + len(topo.states) - 1)
+        next_state += len(topo.states)
+    final = next_state
+    exits = [0] + exit_state
     arcs: list[tuple[int, int, int, int]] = []
-    for j, phone in enumerate(phone_ids):
-        first = pdf_id(j, topo.states[0].enter, topo)
-        arcs += [(src, state(j, 0), first, phone) for src in exits]
+    for j, (phone, topo) in enumerate(zip(phone_ids, table.topologies)):
+        first = table.pdf_id(j, topo.states[0].enter)
+        arcs += [(src, first_state[j], first, phone) for src in exits]
         for k, st in enumerate(topo.states):
-            arcs.append((state(j, k), state(j, k), pdf_id(j, st.loop, topo), 0))
-            if k + 1 < n:
-                arcs.append((state(j, k), state(j, k + 1), pdf_id(j, topo.states[k + 1].enter, topo), 0))
+            state = first_state[j] + k
+            arcs.append((state, state, table.pdf_id(j, st.loop), 0))
+            if k + 1 < len(topo.states):
+                arcs.append((state, state + 1, table.pdf_id(j, topo.states[k + 1].enter), 0))
     arcs += [(src, final, -1, -1) for src in exits]
     arcs.sort(key=lambda a: (a[0], a[2]))
     t = torch.tensor(arcs, dtype=torch.int32)

@@ -30,6 +30,17 @@ def add_file_log(out_dir: Path) -> logging.Handler:
     return handler
 
 
+def align_training_data(model_dir: Path, utts, cfg: dict) -> None:
+    """Aligns the training data with the final model into ``model_dir/ali`` (as Kaldi's train_mono.sh)."""
+    from asr.training.align import align_utterances, write_alignments
+
+    md = ModelDir.load(model_dir)
+    alignments = align_utterances(
+        md, utts, int(cfg["max_frames"]), float(cfg.get("output_beam", 20.0)), bool(md.info.get("use_priors"))
+    )
+    write_alignments(md, alignments, model_dir / "ali", len(utts))
+
+
 def train(
     config: str | Path,
     data_dir: str | Path,
@@ -99,6 +110,8 @@ def train(
                 Path(graph_dir) if graph_dir else None,
             )
             log.info("wrote model dir %s (training took %.1f s)", out_dir, time.perf_counter() - t0)
+            if cfg.get("align_after", False):
+                align_training_data(out_dir, utts, cfg)
         return trainer
     finally:
         logging.getLogger("asr").removeHandler(handler)

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# yesno end to end on the CPU: data -> features -> lang -> graph -> flat start
+# (with alignment) -> cross-entropy training -> decoding -> WER.
+# Usage: recipes/yesno/run.sh [--corpus DIR] [--stage N] [--stop-stage N] [--nj N]
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+root="$(cd "$here/../.." && pwd)"
+
+corpus="$root/../shared/corpora/yesno"
+stage=0
+stop_stage=100
+nj=1
+usage="Usage: $0 [--corpus DIR] [--stage N] [--stop-stage N] [--nj N]"
+. "$root/tools/parse_stages.sh"
+
+"$root/tools/setup_env.sh"
+asr="$root/.venv/bin/asr"
+conf="$root/conf/yesno"
+cd "$here"
+log() { echo "$(date +%T) stage $1: $2" >&2; }
+
+if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
+  log 0 "data dirs from $corpus"
+  $asr prepare-data yesno "$corpus" data
+fi
+if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
+  log 1 "features"
+  $asr compute-feats data/train data/test fbank --config "$conf/fbank.yaml" --nj $nj --cmvn per-utterance
+fi
+if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
+  log 2 "lang dir"
+  $asr prepare-lang "$root/lexicon/yesno/lexicon.txt" data/lang --config "$root/conf/lang.yaml"
+fi
+if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
+  log 3 "unigram LM from the training text, G and HLG"
+  $asr compile-graph data/lang data/lang_ug --text data/train/text --order 1
+fi
+if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
+  log 4 "flat start (maximum likelihood, no alignments) and alignment of the training data"
+  $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang --out exp/flat
+fi
+if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
+  log 5 "cross-entropy training on the flat-start alignments"
+  $asr train --config "$conf/ce.yaml" --data data/train --lang data/lang --out exp/tdnn \
+    --ali-dir exp/flat/ali --graph-dir data/lang_ug
+fi
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  log 6 "decoding and scoring the test set"
+  rm -rf exp/tdnn/decode_test_ug
+  $asr decode --model-dir exp/tdnn data/test exp/tdnn/decode_test_ug --nj $nj >&2
+fi
+grep "%WER" exp/tdnn/decode_test_ug/wer
