@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # yesno end to end on the CPU: data -> features -> lang -> graph -> flat start
 # (with alignment) -> cross-entropy training -> decoding -> WER.
-# Usage: recipes/yesno/run.sh [--corpus DIR] [--stage N] [--stop-stage N] [--nj N]
+# Usage: recipes/yesno/run.sh [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N]
+# Outputs go to data/, fbank/ and exp/ under the work dir (default: this folder).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -10,13 +11,15 @@ corpus="$root/../shared/corpora/yesno"
 stage=0
 stop_stage=100
 nj=1
-usage="Usage: $0 [--corpus DIR] [--stage N] [--stop-stage N] [--nj N]"
+workdir="$here"
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N]"
 . "$root/tools/parse_stages.sh"
 
 "$root/tools/setup_env.sh"
 asr="$root/.venv/bin/asr"
 conf="$root/conf/yesno"
-cd "$here"
+corpus="$(cd "$corpus" 2>/dev/null && pwd)" || { echo "$0: corpus dir not found" >&2; exit 1; }
+mkdir -p "$workdir" && cd "$workdir"
 log() { echo "$(date +%T) stage $1: $2" >&2; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -48,5 +51,5 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   log 6 "decoding and scoring the test set"
   rm -rf exp/tdnn/decode_test_ug
   $asr decode --model-dir exp/tdnn data/test exp/tdnn/decode_test_ug --nj $nj >&2
+  grep "%WER" exp/tdnn/decode_test_ug/wer
 fi
-grep "%WER" exp/tdnn/decode_test_ug/wer

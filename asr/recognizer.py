@@ -1,0 +1,122 @@
+"""The Python API: transcribe audio files or arrays with a trained model dir.
+
+Example::
+
+    import asr
+    rec = asr.Recognizer.from_dir("recipes/an4/exp/cnn_lstm")
+    result = rec.transcribe("an406-fcaw-b.sph")
+    print(result.text)
+    for w in result.words:
+        print(w.word, w.start, w.duration, w.confidence)
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from asr.config import load_config
+from asr.decoding.ctm import TimedWord
+from asr.decoding.decoder import Decoder
+from asr.decoding.search import SearchConfig
+from asr.errors import AudioError
+from asr.features.cmvn import apply_cmvn, cmvn_stats
+from asr.features.extract import compute_utterance_features
+
+log = logging.getLogger("asr.recognizer")
+
+
+@dataclass
+class Transcript:
+    """A recognition result."""
+
+    text: str
+    words: list[TimedWord]
+
+
+class Recognizer:
+    """Feature extraction + acoustic model + HLG search, for whole files.
+
+    Features are normalised per utterance (CMVN over the file itself), so a
+    file needs no speaker information.  Long inputs are decoded in one pass;
+    memory grows linearly with length (see README for the limit).
+    """
+
+    def __init__(self, decoder: Decoder):
+        self.decoder = decoder
+        self.feature_config = decoder.md.feature_config
+        self.sample_rate = int(self.feature_config["sample_rate"])
+        self.norm_vars = bool(self.feature_config.get("norm_vars", False))
+        if self.feature_config.get("cmvn", "per-utterance") == "per-speaker":
+            log.info("model trained with per-speaker CMVN; transcription normalises per file")
+
+    @classmethod
+    def from_dir(
+        cls, model_dir: str | Path, graph_dir: str | Path | None = None, config: str | Path = "decode.yaml",
+        device: str = "cpu",
+    ) -> "Recognizer":
+        """Loads a model dir (and its ``graph/HLG.pt``, or ``graph_dir``'s)."""
+        cfg = load_config(config)
+        decoder = Decoder.from_model_dir(
+            model_dir, SearchConfig.from_dict(cfg["search"]), graph_dir, bool(cfg.get("use_priors", True)), device,
+            float(cfg.get("prior_scale", 1.0)),
+        )
+        return cls(decoder)
+
+    def features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """CMVN-normalised features of a file or a waveform.
+
+        Raises:
+          AudioError: for unreadable files, or arrays that are empty, not
+            1-D/2-D, or hold NaN/Inf.
+        """
+        from asr.data.audio import load_audio
+
+        if isinstance(audio, (str, Path)):
+            wave = load_audio(audio, self.sample_rate)
+        else:
+            wave = self._array(audio, sample_rate)
+        feats = compute_utterance_features(wave, self.feature_config)
+        if len(feats) == 0:
+            raise AudioError(f"{audio if isinstance(audio, (str, Path)) else 'array'}: too short for one feature frame")
+        return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
+
+    def _array(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None) -> torch.Tensor:
+        wave = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio)
+        wave = wave.to(torch.float32)
+        if wave.ndim == 2:
+            # (channels, samples) or (samples, channels): average the shorter axis
+            log.warning("array input has %d channels; downmixing to mono", min(wave.shape))
+            wave = wave.mean(dim=0 if wave.shape[0] < wave.shape[1] else 1)
+        if wave.ndim != 1 or wave.numel() == 0:
+            raise AudioError(f"array input: expected a non-empty 1-D waveform, got shape {tuple(wave.shape)}")
+        if not torch.isfinite(wave).all():
+            raise AudioError("array input: contains NaN or Inf samples")
+        if sample_rate is None:
+            raise AudioError("array input: sample_rate is required")
+        if sample_rate != self.sample_rate:
+            import torchaudio.functional as AF
+
+            log.warning("array input at %d Hz resampled to %d Hz", sample_rate, self.sample_rate)
+            wave = AF.resample(wave, sample_rate, self.sample_rate)
+        return wave
+
+    def transcribe(
+        self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None
+    ) -> Transcript:
+        """Recognizes one file (WAV/FLAC/SPHERE, any rate) or a waveform array.
+
+        Args:
+          audio: A path, or samples in [-1, 1] (1-D, or 2-D multi-channel).
+          sample_rate: Required for arrays; ignored for files.
+        """
+        feats = self.features(audio, sample_rate)
+        if len(feats) < self.decoder.md.model.subsampling_factor:
+            return Transcript("", [])
+        name = str(audio) if isinstance(audio, (str, Path)) else "array"
+        hyps, _ = self.decoder.decode_batch([name], [feats])
+        return Transcript(" ".join(hyps[0].words), hyps[0].timed_words)
