@@ -67,6 +67,12 @@ def main(argv: list[str] | None = None) -> int:
     except AsrError as e:
         print(f"asr {args.command}: error: {e}", file=sys.stderr)
         return 1
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # e.g. an output dir under a file or a read-only dir (a mkdir outside atomic_open)
+        print(f"asr {args.command}: error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"asr {args.command}: interrupted", file=sys.stderr)
         return 130

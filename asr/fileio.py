@@ -92,7 +92,10 @@ def safe_torch_load(path: PathLike):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else "unsafe content"
+        # torch's message starts with advice (with ANSI codes); the culprit is on the "Unsupported global" line.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        first = next((ln for ln in lines if "Unsupported global" in ln), lines[0] if lines else "unsafe content")
+        first = first.replace("\x1b[1m", "").replace("\x1b[0m", "").split(" was not an allowed global")[0]
         raise AsrError(f"{path}: refused to load, it is not a plain-tensor file ({first[:160]})") from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
         raise AsrError(f"{path}: cannot load ({str(e).splitlines()[0][:160] if str(e) else type(e).__name__})") from None

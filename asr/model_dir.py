@@ -109,7 +109,10 @@ class ModelDir:
             )
         log_priors = None
         if (path / "priors.pt").is_file():
-            log_priors = _as_tensor(safe_torch_load(path / "priors.pt"), path / "priors.pt")
+            try:
+                log_priors = _as_tensor(safe_torch_load(path / "priors.pt"), path / "priors.pt")
+            except AsrError as e:
+                raise ModelDirError(str(e)) from None
             if log_priors.numel() != model.num_pdfs:
                 raise ModelDirError(f"{path / 'priors.pt'}: {log_priors.numel()} priors for {model.num_pdfs} pdfs")
         return cls(path, model, info, log_priors, lang)

@@ -98,6 +98,8 @@ class Recognizer:
             raise AudioError("array input: contains NaN or Inf samples")
         if sample_rate is None:
             raise AudioError("array input: sample_rate is required")
+        if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
+            raise AudioError(f"array input: sample_rate must be a positive integer, got {sample_rate!r}")
         if sample_rate != self.sample_rate:
             import torchaudio.functional as AF
 

@@ -38,6 +38,9 @@ def rescore_with_lm(lattice: k2.Fsa, G_rescore: k2.Fsa) -> k2.Fsa:
       unchanged.  (The lexicon's silence probabilities, part of the old
       graph scores, are dropped with the old LM.)
     """
+    if len(G_rescore.shape) == 2:
+        # intersect_device wants an FsaVec (G.pt holds a single Fsa).
+        G_rescore = k2.create_fsa_vec([G_rescore])
     lat = lattice.clone()
     am = lat.am_scores.clone()
     del lat.lm_scores

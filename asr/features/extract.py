@@ -84,6 +84,9 @@ def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -
     kwargs = validate_feature_config(config)
     fn = _kaldi_function(config["type"])
     wave = waveform.reshape(1, -1).to(torch.float32) * INT16_SCALE
+    window = int(kwargs["sample_frequency"] * float(kwargs.get("frame_length", 25.0)) / 1000.0)
+    if wave.shape[1] < window:  # torchaudio asserts on input shorter than one window
+        return torch.zeros(0, feature_dim(config), dtype=torch.float32)
     feats = fn(wave, **kwargs)
     if feats.ndim != 2:  # torchaudio returns an empty 1-D tensor for too-short input
         feats = feats.reshape(0, feature_dim(config))

@@ -64,6 +64,14 @@ class FlatStartCriterion:
         self.prior_decay = prior_decay
         self.log_prior: torch.Tensor | None = None
 
+    def state_dict(self) -> dict:
+        """The running prior and step count; checkpoints keep them so that resume is exact."""
+        return {"train_steps": self.train_steps, "log_prior": self.log_prior}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.train_steps = int(state["train_steps"])
+        self.log_prior = state["log_prior"]
+
     def _update_prior(self, log_probs: torch.Tensor, out_lengths: torch.Tensor) -> None:
         with torch.no_grad():
             mask = torch.arange(log_probs.shape[1])[None, :] < out_lengths[:, None]

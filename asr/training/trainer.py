@@ -174,6 +174,8 @@ class Trainer:
                 "epoch": epoch,
                 "step": self.step,
                 "rng": torch.get_rng_state(),
+                # Stateful criteria (flat start's running prior) resume exactly too.
+                "criterion": self.criterion.state_dict() if hasattr(self.criterion, "state_dict") else {},
             },
             self.ckpt_dir / f"epoch-{epoch}.pt",
         )
@@ -189,6 +191,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng"])
+        if state.get("criterion") and hasattr(self.criterion, "load_state_dict"):
+            self.criterion.load_state_dict(state["criterion"])
         self.start_epoch = int(state["epoch"]) + 1
         self.step = int(state["step"])
         log.info("resumed from %s: continuing at epoch %d, step %d", path, self.start_epoch, self.step)
