@@ -120,7 +120,10 @@ class CrossEntropyCriterion:
         for i, ali in enumerate(batch.alignments):
             n = int(out_lengths[i])
             if len(ali) != n:
-                ali = perturb_alignment(ali, n)
+                try:
+                    ali = perturb_alignment(ali, n)
+                except ValueError:
+                    continue  # too few frames for its states: the utterance is ignored
             targets[i, :n] = ali - 1  # pdf id i+1 is column i
         return targets
 

@@ -108,3 +108,49 @@ def collate(utts: list[Utterance]) -> Batch:
         feats[i, : len(u.feats)] = u.feats
     alis = [u.alignment for u in utts] if utts[0].alignment is not None else None
     return Batch([u.utt_id for u in utts], feats, lengths, [u.words for u in utts], alis)
+
+
+def add_speed_perturbed(
+    utts: list[Utterance], data_dir: str | Path, factors: list[float]
+) -> list[Utterance]:
+    """Adds speed-perturbed copies of utterances (Kaldi's 3-way speed perturbation).
+
+    Each factor other than 1.0 gives a copy ``sp<factor>-<utt>`` whose
+    features are recomputed from the perturbed audio with the data dir's
+    feature config and per-utterance CMVN, and whose alignment (if any) is
+    stretched to the new number of output frames, so the alignments follow
+    the perturbed lengths.
+    """
+    from tqdm import tqdm
+
+    from asr.data.audio import load_audio
+    from asr.features.cmvn import apply_cmvn, cmvn_stats
+    from asr.features.extract import compute_utterance_features, load_feature_config
+    from asr.training.augment import perturb_alignment, speed_perturb
+
+    dd = DataDir.load(data_dir)
+    cfg = load_feature_config(dd.path)
+    rate = int(cfg["sample_rate"])
+    norm_vars = bool(cfg.get("norm_vars", False))
+    out = list(utts)
+    skipped = 0
+    for factor in [f for f in factors if f != 1.0]:
+        for u in tqdm(utts, desc=f"speed {factor}", leave=False):
+            path, start, end = dd.audio_source(u.utt_id)
+            wave = speed_perturb(load_audio(path, rate, start, end), rate, factor)
+            feats = compute_utterance_features(wave, cfg)
+            feats = apply_cmvn(feats, cmvn_stats(feats), norm_vars)
+            ali = None
+            if u.alignment is not None:
+                # Output frames scale like input frames (same subsampling).
+                new_len = max(1, round(len(u.alignment) * len(feats) / max(1, len(u.feats))))
+                try:
+                    ali = perturb_alignment(u.alignment, new_len)
+                except ValueError:
+                    skipped += 1  # too fast for its states to keep one frame each
+                    continue
+            out.append(Utterance(f"sp{factor}-{u.utt_id}", u.speaker, feats, u.words, ali))
+    log.info("speed perturbation %s: %d -> %d training utterances", factors, len(utts), len(out))
+    if skipped:
+        log.warning("speed perturbation: %d copies skipped, too short for their alignment", skipped)
+    return out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -22,8 +23,13 @@ CRITERIA = ("flat-start", "ce")
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
-    """Mirrors the ``asr`` log into ``out_dir/train.log``."""
+    """Mirrors the ``asr`` log into ``out_dir/train.log`` (rank 0 only under DDP)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return logging.NullHandler()
+    logger = logging.getLogger("asr")
+    if logger.getEffectiveLevel() > logging.INFO:
+        logger.setLevel(logging.INFO)
     handler = logging.FileHandler(out_dir / "train.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(name)s] %(message)s"))
     logging.getLogger("asr").addHandler(handler)
@@ -84,6 +90,10 @@ def train(
             raise ConfigError(f"{config}: unknown criterion '{criterion_name}' ({', '.join(CRITERIA)})")
         utts = load_utterances(data_dir, alignments)
         train_utts, valid_utts = split_validation(utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("seed", 0)))
+        if cfg.get("speed_perturb"):
+            from asr.training.data import add_speed_perturbed
+
+            train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg["speed_perturb"]])
         log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
         if criterion_name == "ce":
             criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
@@ -114,5 +124,9 @@ def train(
                 align_training_data(out_dir, utts, cfg)
         return trainer
     finally:
+        import torch.distributed as dist
+
+        if dist.is_available() and dist.is_initialized():
+            dist.destroy_process_group()
         logging.getLogger("asr").removeHandler(handler)
         handler.close()
