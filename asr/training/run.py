@@ -19,7 +19,7 @@ from asr.training.trainer import Trainer, write_model_dir
 
 log = logging.getLogger("asr.training")
 
-CRITERIA = ("flat-start", "ce")
+CRITERIA = ("flat-start", "ce", "lfmmi", "mmi")
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
@@ -80,9 +80,9 @@ def train(
         criterion_name = require(cfg, "criterion", str(config))
         lang = LangDir.load(lang_dir)
         alignments = None
-        if criterion_name == "ce":
+        if criterion_name in ("ce", "mmi") or (criterion_name == "lfmmi" and ali_dir is not None):
             if ali_dir is None:
-                raise ConfigError("criterion 'ce' needs alignments (--ali-dir)")
+                raise ConfigError(f"criterion '{criterion_name}' needs alignments (--ali-dir)")
             from asr.training.align import read_alignments
 
             alignments = read_alignments(ali_dir)
@@ -97,6 +97,15 @@ def train(
         log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
         if criterion_name == "ce":
             criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
+        elif criterion_name in ("lfmmi", "mmi"):
+            # Sequence training (asr/training/lfmmi.py): the phone-LM denominator comes
+            # from the alignments when given, else from the transcripts (E2E LF-MMI).
+            from asr.training.lfmmi import make_sequence_criterion
+
+            mmi_priors = None
+            if criterion_name == "mmi" and cfg.get("use_priors", True):
+                mmi_priors = estimate_log_priors((u.alignment for u in utts), lang.num_pdfs)
+            criterion = make_sequence_criterion(criterion_name, cfg, lang, train_utts, graph_dir, mmi_priors)
         else:
             criterion = FlatStartCriterion(
                 lang, float(cfg.get("output_beam", 20.0)), float(cfg.get("prior_scale", 1.0)),
@@ -109,11 +118,12 @@ def train(
         if resume and not trainer.resume():
             log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)
         trainer.train()
-        if isinstance(criterion, FlatStartCriterion) and criterion.oov_count:
+        if getattr(criterion, "oov_count", 0):
             log.warning("%d OOV words in training transcripts were mapped to <UNK>", criterion.oov_count)
         if trainer.dist.is_main:
             priors = None
-            if alignments is not None:
+            # LF-MMI outputs are pseudo log-likelihoods: no priors (model.yaml use_priors: false).
+            if alignments is not None and criterion_name != "lfmmi" and cfg.get("use_priors", True):
                 priors = estimate_log_priors((u.alignment for u in utts), lang.num_pdfs)
             write_model_dir(
                 trainer, trainer.final_state(), load_feature_config(data_dir), criterion_name, priors,

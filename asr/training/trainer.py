@@ -98,6 +98,11 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: dict, total_steps: int) -> t
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def per_frame_stats(stats: dict[str, float], frames: int) -> dict[str, float]:
+    """Summed criterion stats other than ``correct``/``unalignable`` (e.g. LF-MMI's num, den), per frame."""
+    return {k: v / max(1, frames) for k, v in stats.items() if k not in ("correct", "unalignable")}
+
+
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
     found = [(int(m.group(1)), p) for p in ckpt_dir.glob("epoch-*.pt") if (m := CHECKPOINT_RE.search(p.name))]
     return sorted(found)
@@ -220,6 +225,7 @@ class Trainer:
         result = {"loss": tot_loss / max(1, tot_frames)}
         if "correct" in stats:
             result["frame_acc"] = stats["correct"] / max(1, tot_frames)
+        result.update(per_frame_stats(stats, tot_frames))
         return result
 
     def train(self) -> None:
@@ -257,11 +263,16 @@ class Trainer:
                     self.writer.add_scalar("train/loss", float(out.loss.detach()) / out.frames, self.step)
                     self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
                     self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+                    for k, v in per_frame_stats(out.stats, out.frames).items():
+                        self.writer.add_scalar(f"train/{k}", v, self.step)
             valid = self.validate()
             train_loss = tot_loss / max(1, tot_frames)
             msg = f"epoch {epoch}: train loss {train_loss:.4f}"
             if "correct" in stats:
                 msg += f", train frame acc {stats['correct'] / max(1, tot_frames):.3f}"
+            extra = per_frame_stats(stats, tot_frames)
+            if extra:
+                msg += ", train " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items())
             if valid:
                 msg += ", valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items())
             if stats.get("unalignable"):
@@ -271,6 +282,8 @@ class Trainer:
                 self.writer.add_scalar("epoch/train_loss", train_loss, epoch)
                 if "correct" in stats:
                     self.writer.add_scalar("epoch/train_frame_acc", stats["correct"] / max(1, tot_frames), epoch)
+                for k, v in extra.items():
+                    self.writer.add_scalar(f"epoch/train_{k}", v, epoch)
                 for k, v in valid.items():
                     self.writer.add_scalar(f"epoch/valid_{k}", v, epoch)
             self.save_checkpoint(epoch)
