@@ -9,6 +9,7 @@ from pathlib import Path
 
 from asr.config import load_config, require
 from asr.errors import ConfigError
+from asr.fileio import atomic_write_text
 from asr.features.extract import load_feature_config
 from asr.lang.lang_dir import LangDir
 from asr.model_dir import ModelDir
@@ -95,6 +96,9 @@ def train(
 
             train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg["speed_perturb"]])
         log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
+        if int(os.environ.get("RANK", "0")) == 0:
+            # Recipes tune decoding weights on these held-out speakers.
+            atomic_write_text(out_dir / "valid_utts.txt", "".join(f"{u.utt_id}\n" for u in valid_utts))
         if criterion_name == "ce":
             criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
         elif criterion_name in ("lfmmi", "mmi"):

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # CMU AN4 end to end on the CPU: data -> features -> lang (chain topology)
-# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
-# -> decoding with the trigram and unigram LMs -> WER; alignment of the test set.
-# Usage: recipes/an4/run.sh [--corpus DIR] [--workdir DIR] [--model NAME] [--stage N] [--stop-stage N] [--nj N]
-#   --model picks conf/an4/<NAME>.yaml for the cross-entropy stage (default blstm).
+# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training,
+# realignment and a second CE pass -> decoding with the trigram, bigram and
+# unigram LMs, LM weight tuned on held-out training speakers -> WER;
+# alignment of the test set.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -12,13 +12,16 @@ corpus="$root/../shared/corpora/an4"
 stage=0
 stop_stage=100
 nj=2
-model=blstm
+model=blstm       # conf/an4/<model>.yaml for the CE passes
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--stage N] [--stop-stage N] [--nj N]"
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--stage N] [--stop-stage N] [--nj N]
+  Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1 (+ realignment),
+          6 CE pass 2, 7 decoding (+ LM-weight sweep, validation-tuned weight), 8 test-set alignment."
 . "$root/tools/parse_stages.sh"
 
 "$root/tools/setup_env.sh"
 asr="$root/.venv/bin/asr"
+py="$root/.venv/bin/python"
 conf="$root/conf/an4"
 corpus="$(cd "$corpus" 2>/dev/null && pwd)" || { echo "$0: corpus dir not found" >&2; exit 1; }
 mkdir -p "$workdir" && cd "$workdir"
@@ -47,24 +50,39 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang --out exp/flat
 fi
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log 5 "cross-entropy training ($model) on the flat-start alignments"
-  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out exp/$model \
+  log 5 "cross-entropy pass 1 ($model) on the flat-start alignments, then realignment"
+  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out exp/${model}_pass1 \
     --ali-dir exp/flat/ali --graph-dir data/lang_tg
+  $asr align --model-dir exp/${model}_pass1 data/train exp/${model}_pass1/ali
 fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log 6 "decoding the test set with the trigram and the unigram LM"
-  for lm in tg ug; do
-    rm -rf exp/$model/decode_test_$lm
-    $asr decode --model-dir exp/$model --graph-dir data/lang_$lm data/test exp/$model/decode_test_$lm \
-      --nj $nj --sweep >&2
-  done
+  log 6 "cross-entropy pass 2 ($model) on the realigned data"
+  $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out exp/$model \
+    --ali-dir exp/${model}_pass1/ali --init-model-dir exp/${model}_pass1 --graph-dir data/lang_tg
 fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log 7 "forced alignment of the test set with the trained model"
+  log 7 "decoding: held-out training speakers (to tune the LM weight) and the test set"
+  rm -rf data/valid
+  $py "$here/local/subset_data_dir.py" data/train exp/$model/valid_utts.txt data/valid
+  $asr compute-feats data/valid fbank --config "$root/conf/fbank.yaml" --nj 1 --cmvn per-utterance
+  for lm in tg bg ug; do
+    for set in valid test; do
+      rm -rf exp/$model/decode_${set}_$lm
+      $asr decode --model-dir exp/$model --graph-dir data/lang_$lm data/$set exp/$model/decode_${set}_$lm \
+        --config "$conf/decode.yaml" --nj $nj --sweep >&2
+    done
+  done
+fi
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log 8 "forced alignment of the test set with the trained model"
   $asr align --model-dir exp/$model data/test exp/$model/ali_test
 fi
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  for lm in ug tg; do
-    echo "$model $lm: $(cat exp/$model/decode_test_$lm/wer | head -1)   best over LM weights: $(cut -d' ' -f1-13 exp/$model/decode_test_$lm/scoring/best_wer)"
+if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  for lm in ug bg tg; do
+    d=exp/$model/decode_test_$lm
+    tuned=$(basename "$(awk '{print $NF}' exp/$model/decode_valid_$lm/scoring/best_wer)")
+    echo "$model $lm  decode config:  $(head -1 $d/wer)"
+    echo "$model $lm  weight tuned on valid ($tuned):  $(head -1 $d/scoring/$tuned)"
+    echo "$model $lm  best weight on test (as Kaldi reports):  $(cut -d' ' -f1-11 $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
   done
 fi

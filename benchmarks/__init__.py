@@ -1,0 +1,1 @@
+"""The asr benchmark suite (not part of the default test run): ``python -m benchmarks``."""
