@@ -7,7 +7,6 @@ the file and line (or key); no feature files are left behind.
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -185,16 +184,25 @@ def test_prepare_lang_out_under_a_file(tmp_path, capsys):
     assert_cli_error(rc, err, "prepare-lang", str(blocker))
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores directory permissions")
-def test_output_under_read_only_dir(tmp_path, capsys, data):
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        rc, _, err = run_cli(capsys, "compute-feats", data, ro / "fbank", "--config", FBANK)
-        assert_cli_error(rc, err, "compute-feats", str(ro / "fbank"))
-    finally:
-        ro.chmod(0o755)
+def test_output_in_unwritable_dir(tmp_path, capsys, monkeypatch):
+    """A directory we may not write to (simulated: root ignores permission bits)."""
+    import tempfile
+
+    from reliability_fixtures import LEXICON
+
+    real_mkstemp = tempfile.mkstemp
+    locked = tmp_path / "locked"
+
+    def mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and str(dir).startswith(str(locked)):
+            raise PermissionError(13, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", mkstemp)
+    rc, _, err = run_cli(capsys, "prepare-lang", LEXICON, locked / "lang")
+    line = assert_cli_error(rc, err, "prepare-lang", str(locked / "lang"))
+    assert "Permission denied" in line
+    assert not list(locked.rglob("*.tmp"))
 
 
 def test_transcribe_model_dir_is_a_file(tmp_path, capsys):

@@ -13,10 +13,12 @@ stage=0
 stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
+passes=3          # CE passes; each after the first starts from the previous model and its realignment
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--stage N] [--stop-stage N] [--nj N]
-  Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1 (+ realignment),
-          6 CE pass 2, 7 decoding (+ LM-weight sweep, validation-tuned weight), 8 test-set alignment."
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--stage N] [--stop-stage N] [--nj N]
+  Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
+          6 realignment + CE passes 2..N, 7 decoding (+ LM-weight sweep, validation-tuned weight),
+          8 test-set alignment."
 . "$root/tools/parse_stages.sh"
 
 "$root/tools/setup_env.sh"
@@ -49,16 +51,20 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log 4 "flat start (maximum likelihood, no alignments) and alignment of the training data"
   $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang --out exp/flat
 fi
+pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/$model; else echo exp/${model}_pass$1; fi; }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log 5 "cross-entropy pass 1 ($model) on the flat-start alignments, then realignment"
-  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out exp/${model}_pass1 \
+  log 5 "cross-entropy pass 1 ($model) on the flat-start alignments"
+  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(pass_dir 1)" \
     --ali-dir exp/flat/ali --graph-dir data/lang_tg
-  $asr align --model-dir exp/${model}_pass1 data/train exp/${model}_pass1/ali
 fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  log 6 "cross-entropy pass 2 ($model) on the realigned data"
-  $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out exp/$model \
-    --ali-dir exp/${model}_pass1/ali --init-model-dir exp/${model}_pass1 --graph-dir data/lang_tg
+  for p in $(seq 2 $passes); do
+    prev="$(pass_dir $((p - 1)))"
+    log 6 "realignment with $prev, then cross-entropy pass $p"
+    $asr align --model-dir "$prev" data/train "$prev/ali"
+    $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out "$(pass_dir $p)" \
+      --ali-dir "$prev/ali" --init-model-dir "$prev" --graph-dir data/lang_tg
+  done
 fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
   log 7 "decoding: held-out training speakers (to tune the LM weight) and the test set"
