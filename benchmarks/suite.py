@@ -69,10 +69,16 @@ class Context:
             self._test = (dd, utts, sum(float(dd.utt2dur[u]) for u in utts))
         return self._test
 
+    def decode_config_path(self) -> Path:
+        """The recipe's decoding config (``conf/an4/decode.yaml``), or ``--decode-config``."""
+        if self.args.decode_config:
+            return Path(self.args.decode_config)
+        return ROOT / "conf" / ("decode.yaml" if self.quick else "an4/decode.yaml")
+
     def decode_config(self) -> dict:
         from asr.config import load_config
 
-        return load_config("decode.yaml")
+        return load_config(self.decode_config_path())
 
     def arpa_for_peer(self) -> Path | None:
         for name in ("lang_tg", "lang_bg", "lang_ug"):
@@ -184,7 +190,8 @@ def section_throughput(ctx: Context) -> dict:
     walls = []
     env = dict(os.environ)
     env["PYTHONPATH"] = str(ROOT) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    cmd0 = [sys.executable, "-m", "asr", "decode", "--model-dir", str(ctx.model_dir), str(ctx.test_dir)]
+    cmd0 = [sys.executable, "-m", "asr", "decode", "--model-dir", str(ctx.model_dir), str(ctx.test_dir),
+            "--config", str(ctx.decode_config_path())]
     for _ in range(ctx.repeats):
         with tempfile.TemporaryDirectory(prefix="asr-bench-decode-") as tmp:
             cmd = cmd0 + [str(Path(tmp) / "decode"), "--nj", str(nj)]
@@ -493,7 +500,8 @@ def section_length(ctx: Context) -> dict:
     audio = [dd.audio_source(u)[0] for u in utts]
     rows, data = [], {"threads": 1, "runs": {}}
     for sec in lengths:
-        res = [run_worker("length", {"model_dir": str(ctx.model_dir), "graph_dir": None, "audio": audio,
+        res = [run_worker("length", {"model_dir": str(ctx.model_dir), "graph_dir": None,
+                                     "decode_config": str(ctx.decode_config_path()), "audio": audio,
                                      "seconds": sec, "threads": 1}) for _ in range(ctx.repeats)]
         t = stat([r["decode_seconds"] for r in res])
         rtf = stat([r["rtf"] for r in res])
@@ -662,6 +670,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                      "recipes/yesno with --quick)")
     p.add_argument("--model", help="model dir name under exp/ (default blstm; tdnn with --quick)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure: median, min and max are reported")
+    p.add_argument("--decode-config", help="decoding YAML (default conf/an4/decode.yaml; conf/decode.yaml with --quick)")
     p.add_argument("--only", help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--quick", action="store_true", help="yesno-scale smoke run (recipes/yesno, exp/tdnn)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "results.json"), help="JSON output")

@@ -98,7 +98,7 @@ def job_train(p: dict) -> dict:
 def job_length(p: dict) -> dict:
     """Transcribes ``p['seconds']`` of concatenated test audio with Recognizer.transcribe.
 
-    Params: model_dir, graph_dir (or None), audio (list of paths), seconds, threads.
+    Params: model_dir, graph_dir (or None), decode_config, audio (list of paths), seconds, threads.
     """
     import torch
 
@@ -108,7 +108,7 @@ def job_length(p: dict) -> dict:
     if p.get("threads"):
         torch.set_num_threads(int(p["threads"]))
     t0 = time.perf_counter()
-    rec = Recognizer.from_dir(p["model_dir"], p.get("graph_dir"))
+    rec = Recognizer.from_dir(p["model_dir"], p.get("graph_dir"), p.get("decode_config", "decode.yaml"))
     load_secs = time.perf_counter() - t0
     sr = rec.sample_rate
     need = int(round(float(p["seconds"]) * sr))

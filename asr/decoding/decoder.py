@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import k2
@@ -83,15 +83,29 @@ class Decoder:
         for i, f in enumerate(feats_list):
             feats[i, : len(f)] = f
         log_post, am, out_lengths = self.acoustic_scores(feats, lengths)
-        lattice = search(self.HLG, am, out_lengths, self.cfg)
+        lattice, partial = self._search(utt_ids, am, out_lengths)
         best = rescore_best_paths(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
         paths = read_paths(best, out_lengths.tolist())
         hyps = []
         for i, (utt, path) in enumerate(zip(utt_ids, paths)):
-            partial = bool(path.frame_pdfs) and len(path.frame_pdfs) < path.num_frames
-            if partial:
-                log.warning("%s: no complete path within the beams; using a partial one (allow_partial)", utt)
             n = int(out_lengths[i])
             timed = self.aligner.timed_words(path, self.md.frame_shift, log_post[i, :n])
-            hyps.append(Hypothesis(utt, [self.words.get(w) for w in path.word_ids], timed, partial))
+            hyps.append(Hypothesis(utt, [self.words.get(w) for w in path.word_ids], timed, utt in partial))
         return hyps, lattice
+
+    def _search(self, utt_ids: list[str], am: torch.Tensor, out_lengths: torch.Tensor) -> tuple[k2.Fsa, set[str]]:
+        """Searches without partial paths first; utterances left with no
+        complete path are searched again with ``allow_partial`` (if the config
+        allows it), and each such use is logged."""
+        strict = replace(self.cfg, allow_partial=False)
+        lattice = search(self.HLG, am, out_lengths, strict)
+        shape = lattice.arcs.shape()
+        arcs_per_utt = shape.row_splits(2)[shape.row_splits(1).to(torch.int64)].diff()
+        empty = [u for u, n in zip(utt_ids, arcs_per_utt.tolist()) if n == 0]
+        if not empty:
+            return lattice, set()
+        if not self.cfg.allow_partial:
+            log.warning("no complete path within the beams for %d utterance(s): %s", len(empty), " ".join(empty))
+            return lattice, set()
+        log.warning("no complete path within the beams; using partial paths (allow_partial) for: %s", " ".join(empty))
+        return search(self.HLG, am, out_lengths, self.cfg), set(empty)

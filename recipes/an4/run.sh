@@ -89,6 +89,6 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     tuned=$(basename "$(awk '{print $NF}' exp/$model/decode_valid_$lm/scoring/best_wer)")
     echo "$model $lm  decode config:  $(head -1 $d/wer)"
     echo "$model $lm  weight tuned on valid ($tuned):  $(head -1 $d/scoring/$tuned)"
-    echo "$model $lm  best weight on test (as Kaldi reports):  $(cut -d' ' -f1-11 $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
+    echo "$model $lm  best weight on test (as Kaldi reports):  $(sed 's/ [^ ]*$//' $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
   done
 fi
