@@ -14,6 +14,8 @@ from asr.decoding.search import SearchConfig, prepare_hlg, read_paths, rescore_b
 from asr.errors import ModelDirError
 from asr.lang.fsa_io import load_fsa
 from asr.model_dir import ModelDir
+from asr.training.data import length_batches
+from asr.training.graphs import arc_splits
 from asr.training.priors import scaled_log_likelihoods
 
 log = logging.getLogger("asr.decoding")
@@ -62,15 +64,8 @@ class Decoder:
         return log_post, scaled_log_likelihoods(log_post, self.log_priors, 1.0), out_lengths.cpu()
 
     def batches(self, items: list[tuple[str, torch.Tensor]]) -> list[list[int]]:
-        order = sorted(range(len(items)), key=lambda i: (-len(items[i][1]), items[i][0]))
-        out, cur = [], []
-        for i in order:
-            longest = len(items[cur[0]][1]) if cur else len(items[i][1])
-            if cur and longest * (len(cur) + 1) > self.cfg.max_frames:
-                out.append(cur)
-                cur = []
-            cur.append(i)
-        return out + ([cur] if cur else [])
+        """Length-sorted batches of ``(utt_id, feats)`` items (indices)."""
+        return length_batches([len(f) for _, f in items], [u for u, _ in items], self.cfg.max_frames)
 
     def decode_batch(self, utt_ids: list[str], feats_list: list[torch.Tensor]) -> tuple[list[Hypothesis], k2.Fsa]:
         """Decodes utterances given in decreasing length order.
@@ -99,8 +94,7 @@ class Decoder:
         allows it), and each such use is logged."""
         strict = replace(self.cfg, allow_partial=False)
         lattice = search(self.HLG, am, out_lengths, strict)
-        shape = lattice.arcs.shape()
-        arcs_per_utt = shape.row_splits(2)[shape.row_splits(1).to(torch.int64)].diff()
+        arcs_per_utt = arc_splits(lattice).diff()
         empty = [u for u, n in zip(utt_ids, arcs_per_utt.tolist()) if n == 0]
         if not empty:
             return lattice, set()

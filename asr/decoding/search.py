@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import k2
 import torch
 
-from asr.training.graphs import dense_fsa_vec
+from asr.training.graphs import arc_splits, dense_fsa_vec
 
 log = logging.getLogger("asr.decoding")
 
@@ -118,8 +118,7 @@ def read_paths(best: k2.Fsa, num_frames: list[int]) -> list[PathInfo]:
     An empty path (the search found nothing even with allow_partial) gives
     no words.
     """
-    shape = best.arcs.shape()
-    arc_splits = shape.row_splits(2)[shape.row_splits(1).to(torch.int64)].tolist()
+    splits = arc_splits(best).tolist()
     labels = best.labels.tolist()
     phones = best.phones.tolist() if hasattr(best, "phones") else [0] * len(labels)
     aux = best.aux_labels
@@ -131,7 +130,7 @@ def read_paths(best: k2.Fsa, num_frames: list[int]) -> list[PathInfo]:
         aux_values = aux.tolist()
     out = []
     for i in range(best.shape[0]):
-        begin, end = arc_splits[i], arc_splits[i + 1]
+        begin, end = splits[i], splits[i + 1]
         words, word_arcs = [], []
         frames = [a for a in range(begin, end) if labels[a] != -1]
         for a in range(begin, end):

@@ -53,11 +53,8 @@ def align_utterances(
             batch = collate([utts[i] for i in idx])
             log_probs, out_lengths = md.model(batch.feats.to(device), batch.lengths.to(device))
             scores = scaled_log_likelihoods(log_probs.cpu(), priors, 1.0)
-            ids = []
-            for words in batch.words:
-                w, n = compiler.words_to_ids(words)
-                ids.append(w)
-                oov += n
+            ids, n = compiler.batch_word_ids(batch.words)
+            oov += n
             graphs = compiler.compile(ids)
             for utt, ali in zip(batch.utt_ids, forced_align(scores, out_lengths.cpu(), graphs, output_beam)):
                 if ali is None:

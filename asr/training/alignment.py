@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import k2
 import torch
 
-from asr.training.graphs import dense_fsa_vec
+from asr.training.graphs import arc_splits, dense_fsa_vec
 
 
 def graph_log_likelihood(
@@ -68,17 +68,14 @@ def forced_align(
     lattice = k2.intersect_dense(graphs, dense, output_beam=output_beam)
     best = k2.shortest_path(lattice, use_double_scores=True)
     scores = best.get_tot_scores(log_semiring=False, use_double_scores=True)
-    # Index the FsaVec's arc arrays directly: k2's FsaVec.__getitem__ does
-    # not cope with ragged attributes.
-    shape = best.arcs.shape()
-    arc_splits = shape.row_splits(2)[shape.row_splits(1).to(torch.int64)].tolist()
+    splits = arc_splits(best).tolist()
     labels = best.labels.tolist()
     phones = best.phones.tolist()
     aux_splits = best.aux_labels.shape.row_splits(1).tolist()
     aux_values = best.aux_labels.values.tolist()
     out: list[Alignment | None] = []
     for i in range(best.shape[0]):
-        begin, end = arc_splits[i], arc_splits[i + 1]
+        begin, end = splits[i], splits[i + 1]
         if not torch.isfinite(scores[i]) or end == begin:
             out.append(None)
             continue

@@ -83,11 +83,8 @@ class FlatStartCriterion:
             self.log_prior = prior.clamp_min(1e-8).log()
 
     def __call__(self, log_probs: torch.Tensor, out_lengths: torch.Tensor, batch: Batch) -> LossOutput:
-        word_ids = []
-        for words in batch.words:
-            ids, oov = self.compiler.words_to_ids(words)
-            self.oov_count += oov
-            word_ids.append(ids)
+        word_ids, oov = self.compiler.batch_word_ids(batch.words)
+        self.oov_count += oov
         graphs = self.compiler.compile(word_ids)
         scores = log_probs
         if self.prior_scale > 0:

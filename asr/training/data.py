@@ -78,17 +78,18 @@ def split_validation(utts: list[Utterance], fraction: float, seed: int) -> tuple
     return [u for u in utts if u.speaker not in valid_speakers], [u for u in utts if u.speaker in valid_speakers]
 
 
-def make_batches(utts: list[Utterance], max_frames: int, shuffle: bool, seed: int) -> list[list[int]]:
-    """Groups utterance indices of similar length into batches of at most ``max_frames`` padded frames.
+def length_batches(lengths: list[int], keys: list[str], max_frames: int, shuffle: bool = False, seed: int = 0) -> list[list[int]]:
+    """Groups item indices of similar length into batches of at most ``max_frames`` padded frames.
 
-    With ``shuffle`` the order of batches (not their content) is shuffled by
+    Items are sorted by decreasing length (ties by key), as k2 wants.  With
+    ``shuffle`` the order of batches (not their content) is shuffled by
     ``seed``, so an epoch is reproducible from its seed alone.
     """
-    order = sorted(range(len(utts)), key=lambda i: (-len(utts[i].feats), utts[i].utt_id))
+    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order:
-        longest = len(utts[current[0]].feats) if current else len(utts[i].feats)
+        longest = lengths[current[0]] if current else lengths[i]
         if current and longest * (len(current) + 1) > max_frames:
             batches.append(current)
             current = []
@@ -98,6 +99,11 @@ def make_batches(utts: list[Utterance], max_frames: int, shuffle: bool, seed: in
     if shuffle:
         random.Random(seed).shuffle(batches)
     return batches
+
+
+def make_batches(utts: list[Utterance], max_frames: int, shuffle: bool, seed: int) -> list[list[int]]:
+    """:func:`length_batches` over utterances."""
+    return length_batches([len(u.feats) for u in utts], [u.utt_id for u in utts], max_frames, shuffle, seed)
 
 
 def collate(utts: list[Utterance]) -> Batch:

@@ -47,6 +47,11 @@ class NumeratorGraphCompiler:
                 oov += 1
         return ids, oov
 
+    def batch_word_ids(self, transcripts: list[list[str]]) -> tuple[list[list[int]], int]:
+        """Word ids of a batch of transcripts and the number of OOV words in it."""
+        pairs = [self.words_to_ids(words) for words in transcripts]
+        return [ids for ids, _ in pairs], sum(oov for _, oov in pairs)
+
     def phone_graphs(self, word_ids: list[list[int]]) -> k2.Fsa:
         """Transcripts -> phone-level FSAs (epsilon-free, with epsilon self-loops)."""
         word_fsa = k2.add_epsilon_self_loops(k2.linear_fsa(word_ids))
@@ -59,6 +64,16 @@ class NumeratorGraphCompiler:
         phone_fsa = self.phone_graphs(word_ids)
         num = k2.compose(self.H, phone_fsa, treat_epsilons_specially=False, inner_labels="phones")
         return k2.arc_sort(k2.connect(num))
+
+
+def arc_splits(fsa_vec: k2.Fsa) -> torch.Tensor:
+    """Where each FSA's arcs start in an FsaVec's arc arrays (N + 1 offsets).
+
+    Reading the arc arrays through these offsets avoids k2's
+    ``FsaVec.__getitem__``, which does not cope with ragged attributes.
+    """
+    shape = fsa_vec.arcs.shape()
+    return shape.row_splits(2)[shape.row_splits(1).to(torch.int64)]
 
 
 def dense_fsa_vec(log_probs: torch.Tensor, lengths: torch.Tensor) -> tuple[k2.DenseFsaVec, torch.Tensor]:

@@ -423,11 +423,8 @@ class LfMmiCriterion(_MmiBase):
         return k2.arc_sort(k2.connect(num))
 
     def __call__(self, log_probs: torch.Tensor, out_lengths: torch.Tensor, batch: Batch) -> LossOutput:
-        word_ids = []
-        for words in batch.words:
-            ids, oov = self.compiler.words_to_ids(words)
-            self.oov_count += oov
-            word_ids.append(ids)
+        word_ids, oov = self.compiler.batch_word_ids(batch.words)
+        self.oov_count += oov
         return self.loss(log_probs, out_lengths, self.compile(word_ids))
 
 

@@ -19,15 +19,8 @@ usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--s
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 decoding (+ LM-weight sweep, validation-tuned weight),
           8 test-set alignment."
-. "$root/tools/parse_stages.sh"
-
-"$root/tools/setup_env.sh"
-asr="$root/.venv/bin/asr"
-py="$root/.venv/bin/python"
+. "$root/tools/recipe_setup.sh"
 conf="$root/conf/an4"
-corpus="$(cd "$corpus" 2>/dev/null && pwd)" || { echo "$0: corpus dir not found" >&2; exit 1; }
-mkdir -p "$workdir" && cd "$workdir"
-log() { echo "$(date +%T) stage $1: $2" >&2; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log 0 "data dirs from $corpus"

@@ -13,14 +13,8 @@ stop_stage=100
 nj=1
 workdir="$here"
 usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N]"
-. "$root/tools/parse_stages.sh"
-
-"$root/tools/setup_env.sh"
-asr="$root/.venv/bin/asr"
+. "$root/tools/recipe_setup.sh"
 conf="$root/conf/yesno"
-corpus="$(cd "$corpus" 2>/dev/null && pwd)" || { echo "$0: corpus dir not found" >&2; exit 1; }
-mkdir -p "$workdir" && cd "$workdir"
-log() { echo "$(date +%T) stage $1: $2" >&2; }
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log 0 "data dirs from $corpus"
