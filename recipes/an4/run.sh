@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # CMU AN4 end to end on the CPU: data -> features -> lang (chain topology)
-# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training,
-# realignment and a second CE pass -> decoding with the trigram, bigram and
-# unigram LMs, LM weight tuned on held-out training speakers -> WER;
-# alignment of the test set.
+# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
+# in passes with realignment -> MMI fine-tuning -> decoding with the trigram,
+# bigram and unigram LMs, LM weight tuned on held-out training speakers ->
+# WER; alignment of the test set.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
@@ -17,8 +17,8 @@ passes=3          # CE passes; each after the first starts from the previous mod
 workdir="$here"
 usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
-          6 realignment + CE passes 2..N, 7 decoding (+ LM-weight sweep, validation-tuned weight),
-          8 test-set alignment."
+          6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
+          8 decoding (+ LM-weight sweep, validation-tuned weight), 9 test-set alignment."
 . "$root/tools/recipe_setup.sh"
 conf="$root/conf/an4"
 
@@ -60,28 +60,38 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   done
 fi
 if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log 7 "decoding: held-out training speakers (to tune the LM weight) and the test set"
+  log 7 "MMI fine-tuning of exp/$model on its own alignments (denominator: H o phone bigram)"
+  $asr align --model-dir exp/$model data/train exp/$model/ali
+  $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi \
+    --ali-dir exp/$model/ali --init-model-dir exp/$model --graph-dir data/lang_tg
+fi
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log 8 "decoding: held-out training speakers (to tune the LM weight) and the test set"
   rm -rf data/valid
   $py "$here/local/subset_data_dir.py" data/train exp/$model/valid_utts.txt data/valid
   $asr compute-feats data/valid fbank --config "$root/conf/fbank.yaml" --nj 1 --cmvn per-utterance
-  for lm in tg bg ug; do
-    for set in valid test; do
-      rm -rf exp/$model/decode_${set}_$lm
-      $asr decode --model-dir exp/$model --graph-dir data/lang_$lm data/$set exp/$model/decode_${set}_$lm \
-        --config "$conf/decode.yaml" --nj $nj --sweep >&2
+  for m in $model ${model}_mmi; do
+    for lm in tg bg ug; do
+      for set in valid test; do
+        rm -rf exp/$m/decode_${set}_$lm
+        $asr decode --model-dir exp/$m --graph-dir data/lang_$lm data/$set exp/$m/decode_${set}_$lm \
+          --config "$conf/decode.yaml" --nj $nj --sweep >&2
+      done
     done
   done
 fi
-if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log 8 "forced alignment of the test set with the trained model"
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log 9 "forced alignment of the test set with the trained model"
   $asr align --model-dir exp/$model data/test exp/$model/ali_test
 fi
-if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  for lm in ug bg tg; do
-    d=exp/$model/decode_test_$lm
-    tuned=$(basename "$(awk '{print $NF}' exp/$model/decode_valid_$lm/scoring/best_wer)")
-    echo "$model $lm  decode config:  $(head -1 $d/wer)"
-    echo "$model $lm  weight tuned on valid ($tuned):  $(head -1 $d/scoring/$tuned)"
-    echo "$model $lm  best weight on test (as Kaldi reports):  $(sed 's/ [^ ]*$//' $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
+if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  for m in $model ${model}_mmi; do
+    for lm in ug bg tg; do
+      d=exp/$m/decode_test_$lm
+      tuned=$(basename "$(awk '{print $NF}' exp/$m/decode_valid_$lm/scoring/best_wer)")
+      echo "$m $lm  decode config:  $(head -1 $d/wer)"
+      echo "$m $lm  weight tuned on valid ($tuned):  $(head -1 $d/scoring/$tuned)"
+      echo "$m $lm  best weight on test (as Kaldi reports):  $(sed 's/ [^ ]*$//' $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
+    done
   done
 fi
