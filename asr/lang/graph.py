@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 
 import k2
-import torch
 
 from asr.errors import LanguageModelError
 from asr.lang.lang_dir import LangDir
@@ -102,12 +101,6 @@ def word_ids_on_path(path: k2.Fsa) -> list[int]:
     return [int(w) for w in values.tolist() if w > 0]
 
 
-def linear_word_fsa(word_ids: list[list[int]]) -> k2.Fsa:
-    """Linear acceptors for word sequences (an FsaVec)."""
-    return k2.linear_fsa(word_ids)
-
-
-__all__ = ["arpa_to_g", "compile_lg", "compile_hlg", "graph_size", "word_ids_on_path", "linear_word_fsa", "torch"]
 
 
 def lm_vocabulary(lang: LangDir) -> list[str]:
