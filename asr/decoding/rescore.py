@@ -42,12 +42,9 @@ def rescore_with_lm(lattice: k2.Fsa, G_rescore: k2.Fsa) -> k2.Fsa:
         # intersect_device wants an FsaVec (G.pt holds a single Fsa).
         G_rescore = k2.create_fsa_vec([G_rescore])
     lat = lattice.clone()
-    am = lat.am_scores.clone()
     del lat.lm_scores
     lat.scores = torch.zeros_like(lat.scores)
     inv = k2.arc_sort(k2.invert(lat))
     b_to_a = torch.zeros(inv.shape[0], dtype=torch.int32)
     out = k2.intersect_device(G_rescore, inv, b_to_a, sorted_match_a=True)
-    out = k2.invert(k2.top_sort(k2.connect(out)))
-    del am
-    return out
+    return k2.invert(k2.top_sort(k2.connect(out)))
