@@ -16,6 +16,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model-dir", required=True)
     p.add_argument("data_dir")
     p.add_argument("out_dir")
+    p.add_argument(
+        "--lang",
+        help="align in this lang dir instead of the model's, e.g. a monophone model into a lang with "
+        "word-internal context-dependent phones (each unit is scored by its base phone)",
+    )
     p.add_argument("--config", default="align.yaml", help="alignment options (default conf/align.yaml)")
     p.set_defaults(func=run)
 
@@ -25,5 +30,5 @@ def run(args: argparse.Namespace) -> int:
     from asr.training.align import align_data_dir
 
     cfg = load_config(args.config)
-    align_data_dir(args.model_dir, args.data_dir, args.out_dir, int(cfg["max_frames"]), float(cfg["output_beam"]))
+    align_data_dir(args.model_dir, args.data_dir, args.out_dir, int(cfg["max_frames"]), float(cfg["output_beam"]), args.lang)
     return 0

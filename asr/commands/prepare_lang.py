@@ -15,6 +15,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("lexicon", help="WORD PHONE ... lexicon (see lexicon/README.md)")
     p.add_argument("lang_dir", help="output folder, e.g. data/lang")
     p.add_argument("--config", default="lang.yaml", help="silence phones, sil_prob, topology (default conf/lang.yaml)")
+    p.add_argument(
+        "--text",
+        help="training transcripts (Kaldi text); needed when the config has 'context' (word-internal "
+        "context-dependent phones, chosen by their counts in this text)",
+    )
     p.set_defaults(func=run)
 
 
@@ -22,6 +27,6 @@ def run(args: argparse.Namespace) -> int:
     from asr.config import load_config
     from asr.lang.lang_dir import prepare_lang
 
-    lang = prepare_lang(args.lexicon, args.lang_dir, load_config(args.config))
+    lang = prepare_lang(args.lexicon, args.lang_dir, load_config(args.config), args.text)
     print(f"{lang.path}: {len(lang.words)} words, {len(lang.hmm_phones)} phones, {lang.num_pdfs} pdfs")
     return 0

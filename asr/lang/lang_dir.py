@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ import torch
 from asr.config import require, save_config
 from asr.errors import LexiconError
 from asr.fileio import read_lines
+from asr.lang.context import expand_lexicon
 from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
 from asr.lang.topology import PdfTable, Topology, build_h, topology_from_config
@@ -188,14 +190,28 @@ class LangDir:
         return load_fsa(self.path / f"{name}.pt")
 
 
-def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> LangDir:
+def read_word_counts(text_path: str | Path) -> Counter:
+    """Word counts of a Kaldi ``text`` file (``utt-id word word ...``)."""
+    counts: Counter = Counter()
+    for line in read_lines(text_path, LexiconError):
+        counts.update(line.split()[1:])
+    return counts
+
+
+def prepare_lang(
+    lexicon_path: str | Path, lang_dir: str | Path, cfg: dict, text_path: str | Path | None = None
+) -> LangDir:
     """Builds a lang directory from a lexicon.
 
     Args:
       lexicon_path: ``WORD PHONE ...`` lexicon.
       lang_dir: Output folder.
       cfg: The lang config (``conf/lang.yaml``): ``silence_phones``,
-        ``optional_silence``, ``sil_prob``, ``unk_pron`` and ``topology``.
+        ``optional_silence``, ``sil_prob``, ``unk_pron``, ``topology`` and
+        optionally ``context: {min_count: N}`` for word-internal
+        context-dependent phones (:mod:`asr.lang.context`).
+      text_path: Training transcripts (Kaldi ``text``); needed with ``context``,
+        whose units are chosen by their counts in it.
 
     Raises:
       LexiconError: for a malformed lexicon or config.
@@ -215,6 +231,18 @@ def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> L
         # its own it is modelled as silence-like noise.
         unk_pron = cfg.get("unk_pron", [optional_silence])
         lexicon.append((UNK, list(unk_pron) if isinstance(unk_pron, list) else unk_pron.split()))
+    base_phones: dict[str, str] = {}
+    context_cfg = cfg.get("context")
+    if context_cfg:
+        if text_path is None:
+            raise LexiconError("lang config has 'context': give the training text (asr prepare-lang --text)")
+        min_count = float(require(context_cfg, "min_count", "lang config 'context'"))
+        mono_phones = {p for _, pron in lexicon for p in pron}
+        lexicon, base_phones = expand_lexicon(lexicon, read_word_counts(text_path), min_count, silence_phones)
+        log.info(
+            "word-internal context: %d monophones -> %d units (min_count %g, counts from %s)",
+            len(mono_phones), len({p for _, pron in lexicon for p in pron}), min_count, text_path,
+        )
     lex_phones = {p for _, pron in lexicon for p in pron}
     nonsilence = sorted(lex_phones - set(silence_phones))
     silence = [p for p in silence_phones if p in lex_phones or p == optional_silence]
@@ -248,6 +276,7 @@ def prepare_lang(lexicon_path: str | Path, lang_dir: str | Path, cfg: dict) -> L
             "sil_prob": sil_prob,
             "topology": topo.to_config(),
             "silence_topology": silence_topo.to_config(),
+            **({"context": dict(context_cfg), "base_phones": base_phones} if context_cfg else {}),
         },
         lang_dir / "lang.yaml",
     )

@@ -26,6 +26,8 @@ from asr.config import save_config
 from asr.data.datadir import DataDir
 from asr.errors import DataDirError
 from asr.fileio import atomic_open, atomic_write_text
+from asr.lang.context import pdf_map
+from asr.lang.lang_dir import LangDir
 from asr.model_dir import ModelDir
 from asr.training.alignment import Alignment, alignment_segments, forced_align
 from asr.training.data import Utterance, collate, load_utterances, make_batches
@@ -36,14 +38,31 @@ log = logging.getLogger("asr.align")
 
 
 def align_utterances(
-    md: ModelDir, utts: list[Utterance], max_frames: int, output_beam: float, use_priors: bool = True
+    md: ModelDir,
+    utts: list[Utterance],
+    max_frames: int,
+    output_beam: float,
+    use_priors: bool = True,
+    lang: LangDir | None = None,
 ) -> dict[str, Alignment]:
     """Aligns utterances with a model; returns the ones that could be aligned.
 
     With ``use_priors`` and a model that has priors, the graph search runs on
     scaled likelihoods (as decoding does) instead of posteriors.
+
+    Args:
+      lang: Align in this lang dir instead of the model's own, e.g. a
+        monophone model into the word-internal context-dependent lang: each
+        unit's pdfs are scored by its base phone's (Kaldi's ``convert-ali``
+        does this after the fact; here the graph search itself sees the
+        target units, so the alignment comes out in their pdf ids).
     """
-    compiler = NumeratorGraphCompiler(md.lang)
+    lang = lang or md.lang
+    columns = None
+    if lang.path.resolve() != md.lang.path.resolve():
+        columns = pdf_map(md.lang, lang)[1:] - 1
+        log.info("aligning in %s: %d pdfs scored by the model's %d", lang.path, len(columns), md.model.num_pdfs)
+    compiler = NumeratorGraphCompiler(lang)
     priors = md.log_priors if use_priors else None
     result: dict[str, Alignment] = {}
     failed, oov = [], 0
@@ -53,6 +72,8 @@ def align_utterances(
             batch = collate([utts[i] for i in idx])
             log_probs, out_lengths = md.model(batch.feats.to(device), batch.lengths.to(device))
             scores = scaled_log_likelihoods(log_probs.cpu(), priors, 1.0)
+            if columns is not None:
+                scores = scores[..., columns]
             ids, n = compiler.batch_word_ids(batch.words)
             oov += n
             graphs = compiler.compile(ids)
@@ -82,8 +103,14 @@ def ctm_lines(
     return phones, words
 
 
-def write_alignments(md: ModelDir, alignments: dict[str, Alignment], out_dir: Path, num_utts: int) -> None:
-    """Writes ali.ark/ali.scp, phone.ctm, word.ctm and info.yaml atomically."""
+def write_alignments(
+    md: ModelDir, alignments: dict[str, Alignment], out_dir: Path, num_utts: int, lang: LangDir | None = None
+) -> None:
+    """Writes ali.ark/ali.scp, phone.ctm, word.ctm and info.yaml atomically.
+
+    ``lang`` is the lang dir the alignments are in (default: the model's).
+    """
+    lang = lang or md.lang
     out_dir.mkdir(parents=True, exist_ok=True)
     keys = sorted(alignments, key=lambda k: k.encode())
     ark, scp = out_dir / "ali.ark", out_dir / "ali.scp"
@@ -99,14 +126,15 @@ def write_alignments(md: ModelDir, alignments: dict[str, Alignment], out_dir: Pa
     finally:
         tmp_scp.unlink(missing_ok=True)
         tmp_ark.unlink(missing_ok=True)
-    silence = {md.lang.phones[p] for p in md.lang.silence_phones}
+    silence = {lang.phones[p] for p in lang.silence_phones}
     with atomic_open(out_dir / "phone.ctm") as pf, atomic_open(out_dir / "word.ctm") as wf:
         for k in keys:
-            p, w = ctm_lines(k, alignments[k], md.frame_shift, silence, md.lang.phones.get, md.lang.words.get)
+            p, w = ctm_lines(k, alignments[k], md.frame_shift, silence, lang.phones.get, lang.words.get)
             pf.writelines(p)
             wf.writelines(w)
     save_config(
-        {"frame_shift": md.frame_shift, "aligned": len(keys), "failed": num_utts - len(keys), "model_dir": str(md.path)},
+        {"frame_shift": md.frame_shift, "aligned": len(keys), "failed": num_utts - len(keys), "model_dir": str(md.path),
+         "lang_dir": str(lang.path)},
         out_dir / "info.yaml",
     )
 
@@ -129,12 +157,22 @@ def read_alignments(ali_dir: str | Path) -> dict[str, torch.Tensor]:
 
 
 def align_data_dir(
-    model_dir: str | Path, data_dir: str | Path, out_dir: str | Path, max_frames: int, output_beam: float
+    model_dir: str | Path,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    max_frames: int,
+    output_beam: float,
+    lang_dir: str | Path | None = None,
 ) -> dict[str, Alignment]:
-    """``asr align``: aligns every utterance of a data dir and writes the outputs."""
+    """``asr align``: aligns every utterance of a data dir and writes the outputs.
+
+    ``lang_dir`` (default: the model's own) is the lang to align in; see
+    :func:`align_utterances`.
+    """
     md = ModelDir.load(model_dir)
     dd = DataDir.load(data_dir)
+    lang = LangDir.load(lang_dir) if lang_dir is not None else md.lang
     utts = load_utterances(dd.path)
-    alignments = align_utterances(md, utts, max_frames, output_beam, use_priors=bool(md.info.get("use_priors")))
-    write_alignments(md, alignments, Path(out_dir), len(utts))
+    alignments = align_utterances(md, utts, max_frames, output_beam, bool(md.info.get("use_priors")), lang)
+    write_alignments(md, alignments, Path(out_dir), len(utts), lang)
     return alignments
