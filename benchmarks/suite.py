@@ -217,11 +217,18 @@ def section_throughput(ctx: Context) -> dict:
 # -- 3. train -----------------------------------------------------------------------
 
 
+def _train_alignments(ctx: Context) -> Path:
+    """The flat-start alignments in ``data/lang``: ``exp/flat/ali_cd`` where the
+    recipe aligned into a context-dependent lang, else ``exp/flat/ali``."""
+    flat = ctx.workdir / "exp" / "flat"
+    return flat / "ali_cd" if (flat / "ali_cd" / "ali.ark").is_file() else flat / "ali"
+
+
 def _train_configs(ctx: Context) -> list[tuple[str, dict, str | None, str]]:
     """(name, config, ali_dir, source) for each model type and LF-MMI."""
     from asr.config import load_config
 
-    ali = ctx.workdir / "exp" / "flat" / "ali"
+    ali = _train_alignments(ctx)
     conf = ROOT / "conf" / ("yesno" if ctx.quick else "an4")
     if ctx.quick:
         base = load_config(conf / "ce.yaml")
@@ -263,7 +270,7 @@ def section_train(ctx: Context) -> dict:
     if ctx.args.train_batches:
         batches = int(ctx.args.train_batches)
     rows, data = [], {"warmup_batches": warmup, "timed_batches": batches, "runs": {}}
-    ali = ctx.workdir / "exp" / "flat" / "ali"
+    ali = _train_alignments(ctx)
     if not (ali / "ali.ark").is_file():
         return {"status": "skipped", "reason": f"{ali}/ali.ark missing (flat-start alignments)", "tables": [],
                 "data": {}}
@@ -315,6 +322,9 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
 
     model_lang = LangDir.load(ctx.model_dir / "lang")
     lang_cfg = load_config(ctx.model_dir / "lang" / "lang.yaml")
+    # Context-dependent units are used as plain phones here: the random
+    # words need no context expansion to have the model's pdfs.
+    lang_cfg = {k: v for k, v in lang_cfg.items() if k not in ("context", "base_phones")}
     silence = set(lang_cfg["silence_phones"])
     phones = sorted({p for _, pron in model_lang.lexicon for p in pron if p not in silence})
     words = [f"W{i:06d}" for i in range(vocab)]
