@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
-# CMU AN4 end to end on the CPU: data -> features -> lang (chain topology;
-# monophones for the flat start, word-internal context-dependent phones for
-# the rest) -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
+# CMU AN4 end to end on the CPU: data -> features -> lang (chain topology)
+# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
 # in passes with realignment -> MMI fine-tuning -> decoding with the trigram,
 # bigram and unigram LMs, LM weight tuned on held-out training speakers ->
 # WER; alignment of the test set.
@@ -32,10 +31,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   $asr compute-feats data/train data/test fbank --config "$root/conf/fbank.yaml" --nj $nj --cmvn per-utterance
 fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log 2 "lang dirs (chain topology): monophones, and word-internal context-dependent phones"
-  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang_mono --config "$root/conf/lang_chain.yaml"
-  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config "$root/conf/lang_chain_cd.yaml" \
-    --text data/train/text
+  log 2 "lang dir (chain topology: one state per phone)"
+  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config "$root/conf/lang_chain.yaml"
 fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log 3 "LMs and graphs: trigram and bigram from the training text, AN4's unigram"
@@ -44,15 +41,14 @@ if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   $asr compile-graph data/lang data/lang_ug --arpa "$corpus/etc/an4.ug.lm"
 fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
-  log 4 "flat start of a monophone model (maximum likelihood, no alignments); alignment in the context-dependent lang"
-  $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang_mono --out exp/flat
-  $asr align --model-dir exp/flat --lang data/lang data/train exp/flat/ali_cd
+  log 4 "flat start (maximum likelihood, no alignments) and alignment of the training data"
+  $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang --out exp/flat
 fi
 pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/$model; else echo exp/${model}_pass$1; fi; }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
   log 5 "cross-entropy pass 1 ($model) on the flat-start alignments"
   $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(pass_dir 1)" \
-    --ali-dir exp/flat/ali_cd --graph-dir data/lang_tg
+    --ali-dir exp/flat/ali --graph-dir data/lang_tg
 fi
 if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   for p in $(seq 2 $passes); do
