@@ -186,6 +186,24 @@ def test_train_cli_lfmmi_writes_model_dir_without_priors(chain_lang, tmp_path):
     assert "LF-MMI denominator" in log and " num " in log and " den " in log
 
 
+def test_output_init_zero_gives_uniform_outputs_and_is_recorded():
+    # Kaldi's output-layer (param-stddev=0 bias-stddev=0): flat-start LF-MMI
+    # starts from outputs that prefer no pdf (conf/yesno/lfmmi.yaml).
+    from asr.errors import ConfigError
+    from asr.models import build_model
+
+    cfg = {"type": "tdnn", "hidden": 8, "context": [[-1, 0, 1]], "dropout": 0.0}
+    zero = build_model(dict(cfg, output_init="zero"), 4, 5)
+    out, _ = zero(torch.randn(2, 7, 4), torch.tensor([7, 5]))
+    assert torch.allclose(out, torch.full_like(out, -math.log(5)))
+    assert zero.config["output_init"] == "zero"
+    assert build_model(zero.config, 4, 5).config == zero.config  # rebuilds from its own config
+    plain = build_model(cfg, 4, 5)
+    assert "output_init" not in plain.config and plain.output.weight.abs().sum() > 0
+    with pytest.raises(ConfigError, match="output_init"):
+        build_model(dict(cfg, output_init="ones"), 4, 5)
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -7,7 +7,13 @@ same architecture (store it next to the weights).
 Config keys (defaults in brackets):
 
 - ``type``: ``tdnn`` | ``lstm`` | ``blstm`` | ``cnn_lstm`` (required).
-- all types: ``hidden`` [256], ``dropout`` [0.1], ``subsampling`` [1].
+- all types: ``hidden`` [256], ``dropout`` [0.1], ``subsampling`` [1],
+  ``output_init`` [``default``]: ``zero`` starts the output layer (weights
+  and bias) at zero, as Kaldi's xconfig ``output-layer`` does
+  (``param-stddev=0 bias-stddev=0``), so every frame starts with uniform
+  outputs.  Flat-start LF-MMI needs it: a random output layer gives each
+  frame random pdf preferences that seed the first numerator alignments,
+  and training can lock into a degenerate one (conf/yesno/lfmmi.yaml).
 - ``tdnn``: ``layers`` [len(context) or 6], ``context`` (one offset list or
   ``"-3,0,3"`` string per layer) [Kaldi-like default], ``subsampling_layer``
   [0] (which layer carries the stride).
@@ -24,6 +30,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from torch import nn
+
 from asr.errors import ConfigError
 from asr.models.base import AcousticModel, model_config_dict, parse_offsets
 from asr.models.cnn_lstm import CNNLSTM
@@ -36,7 +44,8 @@ logger = logging.getLogger("asr.models")
 
 WHERE = "model config"
 
-_COMMON = {"type", "hidden", "dropout", "subsampling"}
+_COMMON = {"type", "hidden", "dropout", "subsampling", "output_init"}
+OUTPUT_INITS = ("default", "zero")
 #: Keys each model type accepts; anything else is a ConfigError (likely a typo).
 MODEL_TYPES: dict[str, set[str]] = {
     "tdnn": _COMMON | {"layers", "context", "subsampling_layer"},
@@ -127,6 +136,9 @@ def build_model(cfg: dict[str, Any], feat_dim: int, num_pdfs: int) -> AcousticMo
     dropout = _dropout(cfg)
     sub = _pos_int(cfg, "subsampling", 1)
     norm: dict[str, Any] = {"type": mtype, "hidden": hidden, "dropout": dropout, "subsampling": sub}
+    output_init = cfg.get("output_init", "default")
+    if output_init not in OUTPUT_INITS:
+        raise ConfigError(f"{WHERE}: 'output_init' must be one of {', '.join(OUTPUT_INITS)}, got {output_init!r}")
 
     model: AcousticModel
     if mtype == "tdnn":
@@ -147,6 +159,12 @@ def build_model(cfg: dict[str, Any], feat_dim: int, num_pdfs: int) -> AcousticMo
             model = CNNLSTM(feat_dim, num_pdfs, channels, hidden, layers, proj, bidir, dropout, sub, norm)
         else:
             model = LSTMModel(feat_dim, num_pdfs, hidden, layers, proj, mtype == "blstm", dropout, sub, norm)
+    if output_init != "default":
+        # Only an initialisation: kept in the config for the record (the
+        # default is left out, so existing model.yaml files are unchanged).
+        model.config["output_init"] = output_init
+        nn.init.zeros_(model.output.weight)
+        nn.init.zeros_(model.output.bias)
 
     n_params = sum(p.numel() for p in model.parameters())
     logger.info("built %s model: %d parameters (%.2fM), subsampling %d", mtype, n_params, n_params / 1e6, sub)
