@@ -204,6 +204,23 @@ def test_output_init_zero_gives_uniform_outputs_and_is_recorded():
         build_model(dict(cfg, output_init="ones"), 4, 5)
 
 
+def test_decoder_warns_about_a_hybrid_acoustic_scale_on_lfmmi_models(chain_lang, tmp_path, caplog):
+    from asr.decoding.decoder import Decoder
+    from asr.decoding.search import SearchConfig
+    from asr.lang.graph import build_graph_dir
+    from asr.training.run import train
+
+    data = make_data_dir(tmp_path / "data", num_speakers=2, utts_per_speaker=2)
+    build_graph_dir(chain_lang.path, tmp_path / "lang_ug", text_files=[data / "text"], order=1)
+    train(train_config(tmp_path / "lfmmi.yaml", criterion="lfmmi", epochs=1, den_order=2), data, chain_lang.path,
+          tmp_path / "exp", graph_dir=tmp_path / "lang_ug")
+    for scale, warned in ((0.1, True), (1.0, False)):
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="asr.decoding"):
+            Decoder.from_model_dir(tmp_path / "exp", SearchConfig(acoustic_scale=scale), use_priors=False)
+        assert ("decoded with acoustic_scale" in caplog.text) == warned
+
+
 REPO = Path(__file__).resolve().parent.parent
 
 

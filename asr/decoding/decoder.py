@@ -41,6 +41,13 @@ class Decoder:
             self.log_priors = prior_scale * self.log_priors
         if use_priors and md.log_priors is None:
             log.info("%s has no priors: decoding its outputs as log-likelihoods", md.path)
+        if md.info.get("criterion") == "lfmmi" and cfg.acoustic_scale != 1.0:
+            # LF-MMI outputs are trained against graph scores at scale 1; a
+            # hybrid acoustic scale (0.1) lets the graph costs delete words.
+            log.warning(
+                "%s is an LF-MMI model, decoded with acoustic_scale %g: chain models are decoded at 1.0 "
+                "(e.g. conf/yesno/decode_lfmmi.yaml)", md.path, cfg.acoustic_scale,
+            )
         self.aligner = WordAligner(md.lang)
         self.device = next(md.model.parameters()).device
         self.words = md.lang.words
