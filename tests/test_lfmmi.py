@@ -225,10 +225,14 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="flat-start LF-MMI on yesno trains (loss falls) but decodes at ~57-61% WER, "
-                   "mostly deletions of repeated words: open issue", strict=False)
 def test_yesno_lfmmi_trains_and_decodes(tmp_path):
-    """Flat-start LF-MMI on yesno (chain lang) then decoding: a working system."""
+    """Flat-start LF-MMI on yesno then decoding: a working system (about 1 min on 2 cores).
+
+    The recipe's lang (conf/lang.yaml, 3-state HMMs: yesno's phones are whole
+    words), conf/yesno/lfmmi.yaml (3x subsampling, zero output layer) and
+    decoding at acoustic scale 1 (conf/yesno/decode_lfmmi.yaml).  One test
+    file holds 7 spoken words for 8 labelled, so 0.42% is the floor.
+    """
     asr = str(REPO / ".venv" / "bin" / "asr")
     corpus = REPO.parent / "shared" / "corpora" / "yesno"
 
@@ -240,11 +244,12 @@ def test_yesno_lfmmi_trains_and_decodes(tmp_path):
     run("prepare-data", "yesno", str(corpus), "data")
     run("compute-feats", "data/train", "data/test", "fbank", "--config", str(REPO / "conf/yesno/fbank.yaml"),
         "--cmvn", "per-utterance")
-    run("prepare-lang", str(REPO / "lexicon/yesno/lexicon.txt"), "data/lang", "--config",
-        str(REPO / "conf/lang_chain.yaml"))
+    run("prepare-lang", str(REPO / "lexicon/yesno/lexicon.txt"), "data/lang", "--config", str(REPO / "conf/lang.yaml"))
     run("compile-graph", "data/lang", "data/lang_ug", "--text", "data/train/text", "--order", "1")
     run("train", "--config", str(REPO / "conf/yesno/lfmmi.yaml"), "--data", "data/train", "--lang", "data/lang",
         "--out", "exp/lfmmi", "--graph-dir", "data/lang_ug")
-    run("decode", "--model-dir", "exp/lfmmi", "data/test", "exp/lfmmi/decode")
+    proc = run("decode", "--model-dir", "exp/lfmmi", "data/test", "exp/lfmmi/decode", "--config",
+               str(REPO / "conf/yesno/decode_lfmmi.yaml"))
+    assert "acoustic_scale" not in proc.stderr  # no warning about the scale
     wer = (tmp_path / "exp/lfmmi/decode/wer").read_text().split()[1]
-    assert float(wer) < 10.0
+    assert float(wer) <= 1.0

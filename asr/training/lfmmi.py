@@ -63,6 +63,22 @@ Outputs and priors
   ``use_priors: true`` (default) it trains ``log y - log prior`` and the model
   dir keeps the priors.
 
+Flat start (E2E LF-MMI) and decoding
+  From scratch nothing but the numerator ties pdfs to frames, and MMI is
+  content with any pdf sequence that identifies the transcript, however
+  unlike the audio (a word swallowing a silence, repeated words merged into
+  one with one-frame "entries" for the others); such solutions do not
+  generalise.  What keeps training on acoustically sensible alignments:
+  (a) an output layer that starts at zero (model ``output_init: zero``, as
+  Kaldi's ``output-layer``), so the first numerator occupancies come from the
+  graph alone, not from the random output layer's per-frame preferences;
+  (b) a topology whose states fit the phones: the one-state chain topology
+  (conf/lang_chain.yaml) is meant for phones of a few 30 ms frames; with
+  whole-word "phones" (yesno) the end of a word and the start of the same
+  word repeated share the self-loop pdf, and repeated words get deleted.
+  LF-MMI outputs are trained against graph scores at scale 1: decode them at
+  acoustic scale 1, as Kaldi decodes chain models (conf/yesno/decode_lfmmi.yaml).
+
 Boosted MMI (``boost``, MMI only, 0 disables)
   Lattice-free, frame-level: every denominator arc at frame ``t`` whose pdf's
   phone differs from the alignment's phone at ``t`` gets ``+boost``; since each

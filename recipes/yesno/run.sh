@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # yesno end to end on the CPU: data -> features -> lang -> graph -> flat start
 # (with alignment) -> cross-entropy training -> decoding -> WER.
-# Usage: recipes/yesno/run.sh [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N]
+# With --lfmmi true, also flat-start (end-to-end) LF-MMI from scratch on the
+# same lang and graph (stages 7-8, exp/lfmmi).
+# Usage: recipes/yesno/run.sh [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N] [--lfmmi true]
 # Outputs go to data/, fbank/ and exp/ under the work dir (default: this folder).
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -11,8 +13,9 @@ corpus="$root/../shared/corpora/yesno"
 stage=0
 stop_stage=100
 nj=1
+lfmmi=false
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N]"
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--stage N] [--stop-stage N] [--nj N] [--lfmmi true]"
 . "$root/tools/recipe_setup.sh"
 conf="$root/conf/yesno"
 
@@ -46,4 +49,14 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
   rm -rf exp/tdnn/decode_test_ug
   $asr decode --model-dir exp/tdnn data/test exp/tdnn/decode_test_ug --nj $nj >&2
   grep "%WER" exp/tdnn/decode_test_ug/wer
+fi
+if [ "$lfmmi" = true ] && [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  log 7 "flat-start LF-MMI (no alignments) on data/lang"
+  $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi --graph-dir data/lang_ug
+fi
+if [ "$lfmmi" = true ] && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log 8 "decoding the test set with the LF-MMI model (acoustic scale 1)"
+  rm -rf exp/lfmmi/decode_test_ug
+  $asr decode --model-dir exp/lfmmi data/test exp/lfmmi/decode_test_ug --config "$conf/decode_lfmmi.yaml" --nj $nj >&2
+  grep "%WER" exp/lfmmi/decode_test_ug/wer
 fi
