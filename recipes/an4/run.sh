@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # CMU AN4 end to end on the CPU: data -> features -> lang (chain topology)
 # -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
-# in passes with realignment -> MMI fine-tuning -> decoding with the trigram,
+# in passes with realignment -> MMI fine-tuning; LF-MMI from scratch (no
+# alignments) beside it -> decoding with the trigram,
 # bigram and unigram LMs, LM weight tuned on held-out training speakers ->
 # WER; alignment of the test set.
 set -euo pipefail
@@ -18,7 +19,8 @@ workdir="$here"
 usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
-          8 decoding (+ LM-weight sweep, validation-tuned weight), 9 test-set alignment."
+          8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
+          validation-tuned weight), 10 test-set alignment."
 . "$root/tools/recipe_setup.sh"
 conf="$root/conf/an4"
 
@@ -66,26 +68,31 @@ if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
     --ali-dir exp/$model/ali --init-model-dir exp/$model --graph-dir data/lang_tg
 fi
 if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log 8 "decoding: held-out training speakers (to tune the LM weight) and the test set"
+  log 8 "flat-start LF-MMI: no alignments, no CE model (denominator: H o phone trigram from the transcripts)"
+  $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi --graph-dir data/lang_tg
+fi
+decode_conf() { if [ "$1" = lfmmi ]; then echo "$conf/decode_lfmmi.yaml"; else echo "$conf/decode.yaml"; fi; }
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  log 9 "decoding: held-out training speakers (to tune the LM weight) and the test set"
   rm -rf data/valid
   $py "$here/local/subset_data_dir.py" data/train exp/$model/valid_utts.txt data/valid
   $asr compute-feats data/valid fbank --config "$root/conf/fbank.yaml" --nj 1 --cmvn per-utterance
-  for m in $model ${model}_mmi; do
+  for m in $model ${model}_mmi lfmmi; do
     for lm in tg bg ug; do
       for set in valid test; do
         rm -rf exp/$m/decode_${set}_$lm
         $asr decode --model-dir exp/$m --graph-dir data/lang_$lm data/$set exp/$m/decode_${set}_$lm \
-          --config "$conf/decode.yaml" --nj $nj --sweep >&2
+          --config "$(decode_conf $m)" --nj $nj --sweep >&2
       done
     done
   done
 fi
-if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  log 9 "forced alignment of the test set with the trained model"
+if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
+  log 10 "forced alignment of the test set with the trained model"
   $asr align --model-dir exp/$model data/test exp/$model/ali_test
 fi
-if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  for m in $model ${model}_mmi; do
+if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
+  for m in $model ${model}_mmi lfmmi; do
     for lm in ug bg tg; do
       d=exp/$m/decode_test_$lm
       tuned=$(basename "$(awk '{print $NF}' exp/$m/decode_valid_$lm/scoring/best_wer)")
