@@ -68,6 +68,33 @@ def test_padding_invariance(name: str, sub: int, feat_dim: int) -> None:
             torch.testing.assert_close(alone[0], batch_out[i, : out_lengths[i]], atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("bidirectional,proj", [(True, 0), (True, 5), (False, 0)])
+def test_lstm_stack_matches_packed_lstm(bidirectional: bool, proj: int) -> None:
+    # LstmStack runs its nn.LSTM layer by layer on the padded batch; it must
+    # agree with the packed-sequence nn.LSTM in outputs and gradients.
+    from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+
+    from asr.models.lstm import LstmStack
+
+    torch.manual_seed(0)
+    stack = LstmStack(6, 8, 3, proj, bidirectional, dropout=0.0).train()
+    feats, lengths = padded_batch(6, pad_value=1e3)
+    x1 = feats.clone().requires_grad_(True)
+    out = stack(x1, lengths)
+    packed = pack_padded_sequence(feats, lengths, batch_first=True, enforce_sorted=False)
+    x2 = packed.data.clone().requires_grad_(True)
+    ref_packed, _ = stack.lstm(packed._replace(data=x2))
+    ref, _ = pad_packed_sequence(ref_packed, batch_first=True, total_length=feats.shape[1])
+    torch.testing.assert_close(out, ref, atol=1e-6, rtol=0)
+    weights = torch.randn_like(ref)
+    grads = torch.autograd.grad((out * weights).sum(), [x1, *stack.parameters()])
+    ref_grads = torch.autograd.grad((ref * weights).sum(), [x2, *stack.parameters()])
+    packed_input_grad = pack_padded_sequence(grads[0], lengths, batch_first=True, enforce_sorted=False).data
+    torch.testing.assert_close(packed_input_grad, ref_grads[0], atol=1e-5, rtol=1e-4)
+    for g, r in zip(grads[1:], ref_grads[1:]):
+        torch.testing.assert_close(g, r, atol=1e-5, rtol=1e-4)
+
+
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_rebuilds_same_architecture(name: str) -> None:
     model = make(name, 3, 13)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from asr.models.base import AcousticModel, SplicedConv1d, check_lengths
@@ -20,8 +22,28 @@ def subsampling_offsets(factor: int) -> list[int]:
     return list(range(-(factor // 2), factor - factor // 2))
 
 
+def reverse_padded(x: Tensor, lengths: Tensor) -> Tensor:
+    """Reverses each sequence of a (N, T, D) batch within its own length; padding stays in place."""
+    t = torch.arange(x.shape[1], device=x.device).unsqueeze(0)
+    n = lengths.to(x.device).unsqueeze(1)
+    idx = torch.where(t < n, n - 1 - t, t)
+    return x.gather(1, idx.unsqueeze(2).expand(-1, -1, x.shape[2]))
+
+
 class LstmStack(nn.Module):
-    """Multi-layer (B)LSTM over a padded batch, run packed so padding is ignored.
+    """Multi-layer (B)LSTM over a padded batch; padding never reaches valid frames.
+
+    The weights live in one ``nn.LSTM`` (so state dicts are those of
+    ``nn.LSTM``), but it is run one layer and direction at a time on the
+    padded batch: the forward direction is causal, so trailing padding cannot
+    reach valid frames, and the backward direction runs on each sequence
+    reversed within its own length, so it starts at the sequence's own last
+    frame.  This gives what a packed sequence gives, up to float rounding,
+    and lets the CPU use oneDNN's fused LSTM kernel: on the CPU the packed
+    path runs several autograd ops per time step, and was most of a training
+    step's time (benchmarks/README.md, "Profile of AN4 CE training").  On
+    other devices (cuDNN takes packed sequences in one kernel) the batch is
+    packed as before.
 
     Args:
       in_dim: Input dimension.
@@ -45,13 +67,39 @@ class LstmStack(nn.Module):
         )
         self.out_dim = (proj or hidden) * (2 if bidirectional else 1)
 
+    def _layer_weights(self, layer: int, suffix: str) -> list[Tensor]:
+        names = ["weight_ih", "weight_hh", "bias_ih", "bias_hh"] + (["weight_hr"] if self.lstm.proj_size else [])
+        return [getattr(self.lstm, f"{name}_l{layer}{suffix}") for name in names]
+
     def forward(self, x: Tensor, lengths: Tensor) -> Tensor:
         """Maps (N, T, in_dim) to (N, T, out_dim); padded rows are zeros."""
-        # pack so the backward direction starts at each sequence's own last frame
-        packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
-        out, _ = self.lstm(packed)
-        out, _ = pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
-        return out
+        lstm = self.lstm
+        n, t = x.shape[0], x.shape[1]
+        if x.device.type != "cpu":
+            # pack so the backward direction starts at each sequence's own last frame
+            packed = pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
+            out, _ = lstm(packed)
+            return pad_packed_sequence(out, batch_first=True, total_length=t)[0]
+        lengths = lengths.to(x.device)
+        h0 = x.new_zeros(1, n, lstm.proj_size or lstm.hidden_size)
+        c0 = x.new_zeros(1, n, lstm.hidden_size)
+        suffixes = ["", "_reverse"] if lstm.bidirectional else [""]
+        for layer in range(lstm.num_layers):
+            if layer > 0 and lstm.dropout > 0:
+                x = F.dropout(x, lstm.dropout, self.training)
+            outs = []
+            for suffix in suffixes:
+                inp = reverse_padded(x, lengths) if suffix else x
+                weights = self._layer_weights(layer, suffix)
+                with warnings.catch_warnings():
+                    # with a projection torch says it falls back from oneDNN to its own LSTM
+                    warnings.filterwarnings("ignore", message="LSTM with projections is not supported with oneDNN")
+                    # (input, hx, params, has_biases, num_layers, dropout, train, bidirectional, batch_first)
+                    out = torch.lstm(inp, (h0, c0), weights, True, 1, 0.0, self.training, False, True)[0]
+                outs.append(reverse_padded(out, lengths) if suffix else out)
+            x = torch.cat(outs, dim=2) if len(outs) > 1 else outs[0]
+        padding = torch.arange(t, device=x.device).unsqueeze(0) >= lengths.unsqueeze(1)
+        return x.masked_fill(padding.unsqueeze(2), 0.0)
 
 
 class LSTMModel(AcousticModel):
