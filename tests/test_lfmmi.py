@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 from pathlib import Path
 
@@ -226,18 +227,25 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.mark.slow
 def test_yesno_lfmmi_trains_and_decodes(tmp_path):
-    """Flat-start LF-MMI on yesno then decoding: a working system (about 1 min on 2 cores).
+    """Flat-start LF-MMI on yesno then decoding: a working system (about 30 s).
 
     The recipe's lang (conf/lang.yaml, 3-state HMMs: yesno's phones are whole
     words), conf/yesno/lfmmi.yaml (3x subsampling, zero output layer) and
     decoding at acoustic scale 1 (conf/yesno/decode_lfmmi.yaml).  One test
     file holds 7 spoken words for 8 labelled, so 0.42% is the floor.
+
+    The result depends on the training trajectory: over 24 seeds (one
+    thread) 21 runs gave 0.42-0.83% and 3 gave 1.25%, and the thread count
+    changes the float rounding and so the trajectory.  The run is pinned to
+    one thread (reproducible, and ~10x faster than two on a shared 2-core
+    machine); seed 0 then gives 0.83% (two threads: 0.42%).
     """
     asr = str(REPO / ".venv" / "bin" / "asr")
     corpus = REPO.parent / "shared" / "corpora" / "yesno"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
 
     def run(*args):
-        proc = subprocess.run([asr, *args], capture_output=True, text=True, cwd=tmp_path, timeout=900)
+        proc = subprocess.run([asr, *args], capture_output=True, text=True, cwd=tmp_path, timeout=900, env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return proc
 
