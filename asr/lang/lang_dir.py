@@ -192,10 +192,9 @@ class LangDir:
 
 def read_word_counts(text_path: str | Path) -> Counter:
     """Word counts of a Kaldi ``text`` file (``utt-id word word ...``)."""
-    counts: Counter = Counter()
-    for line in read_lines(text_path, LexiconError):
-        counts.update(line.split()[1:])
-    return counts
+    from asr.scoring.wer import read_text
+
+    return Counter(w for words in read_text(text_path).values() for w in words)
 
 
 def prepare_lang(
