@@ -1,4 +1,4 @@
-"""Word-internal context-dependent phones: unit choice, lang dirs, and aligning a monophone model into them."""
+"""Context-dependent and word-position-dependent phones: unit choice, lang dirs, and moving a monophone model into them."""
 
 from __future__ import annotations
 
@@ -11,10 +11,11 @@ import torch
 
 from asr.config import CONF_DIR, load_config
 from asr.errors import LexiconError
-from asr.lang.context import choose_unit, context_counts, expand_lexicon, pdf_map
+from asr.lang.context import choose_unit, context_counts, expand_lexicon, pdf_map, position_dependent_lexicon
 from asr.lang.lang_dir import LangDir, prepare_lang
 from asr.training.align import align_utterances
 from asr.training.data import load_utterances
+from asr.training.run import initial_state
 
 from helpers_tiny import make_data_dir, make_lang, write_lexicon
 
@@ -140,3 +141,71 @@ def test_monophone_scores_align_into_the_context_dependent_lang(tmp_path):
         + [f"PB+PA_{c}" for c in range(3)] + [f"PB-PA_{c}" for c in range(3)] + ["SIL_0"]
     assert [cd_names[p - 1] for p in ali.pdfs.tolist()] == expected
     assert [cd.words.get(w) for _, w in ali.word_starts] == ["A", "B"]
+
+
+def test_position_dependent_lexicon_marks_begin_inside_end_and_singletons():
+    lexicon, base = position_dependent_lexicon(LEXICON, ["SIL"])
+    prons = {}
+    for w, p in lexicon:
+        prons.setdefault(w, []).append(p)
+    assert prons["<SIL>"] == [["SIL"]]
+    assert prons["BE"] == [["B_B", "IY_E"]]
+    assert prons["E"] == [["IY_S"]]
+    assert prons["BED"] == [["B_B", "EH_I", "D_E"]]
+    # A silence phone neither gets a suffix nor counts as a position.
+    assert prons["BEAD"] == [["B_B", "IY_I", "D_E"], ["B_B", "IY_I", "D_E", "SIL"]]
+    assert base["IY_S"] == "IY" and base["D_E"] == "D" and "SIL" not in base
+    with pytest.raises(LexiconError, match="suffix"):
+        position_dependent_lexicon([("W", ["A_B"])], [])
+
+
+def test_position_dependent_units_of_context_units_map_to_the_monophone():
+    cd, cd_base = expand_lexicon(LEXICON, Counter({"BE": 30}), 10, ["SIL"])
+    lexicon, base = position_dependent_lexicon(cd, ["SIL"], cd_base)
+    assert dict(lexicon)["BE"] == ["B+IY_B", "B-IY_E"]
+    assert base["B+IY_B"] == "B" and base["B-IY_E"] == "IY" and base["IY_S"] == "IY"
+
+
+def test_prepare_lang_position_dependent_creates_only_used_variants(tmp_path):
+    lex = write_lexicon(tmp_path / "lexicon.txt", "<SIL> SIL\nA PA PB\nB PB\n")
+    cfg = {**load_config(CONF_DIR / "lang_chain_pos.yaml")}
+    lang = prepare_lang(lex, tmp_path / "lang", cfg)
+    assert sorted(lang.hmm_phones) == ["PA_B", "PB_E", "PB_S", "SIL"]
+    assert LangDir.load(lang.path).config["base_phones"] == {"PA_B": "PA", "PB_E": "PB", "PB_S": "PB"}
+    mono = make_lang(tmp_path, "<SIL> SIL\nA PA PB\nB PB\n", config="lang_chain.yaml", name="mono")
+    m = pdf_map(mono, lang)
+    mono_names = (mono.path / "pdfs.txt").read_text().split()[::2]
+    pos_names = (lang.path / "pdfs.txt").read_text().split()[::2]
+    for j, name in enumerate(pos_names, 1):
+        unit, cls = name.rsplit("_", 1)
+        base = lang.config.get("base_phones", {}).get(unit, unit)
+        assert mono_names[m[j] - 1] == f"{base}_{cls}"
+
+
+class _Linear(torch.nn.Module):
+    def __init__(self, num_pdfs: int):
+        super().__init__()
+        self.num_pdfs = num_pdfs
+        self.output = torch.nn.Linear(4, num_pdfs)
+
+    def forward(self, x):
+        return self.output(x).log_softmax(-1)
+
+
+def test_initial_state_copies_base_rows_and_keeps_each_base_phone_posterior(tmp_path):
+    lexicon = "<SIL> SIL\nA PA PB\nB PB\n"
+    mono = make_lang(tmp_path, lexicon, config="lang_chain.yaml", name="mono")
+    pos = prepare_lang(write_lexicon(tmp_path / "lexicon.txt", lexicon), tmp_path / "pos",
+                       load_config(CONF_DIR / "lang_chain_pos.yaml"))
+    torch.manual_seed(0)
+    src = _Linear(mono.num_pdfs)
+    state = initial_state(SimpleNamespace(model=src, lang=mono), pos)
+    dst = _Linear(pos.num_pdfs)
+    dst.load_state_dict(state)
+    x = torch.randn(5, 4)
+    columns = pdf_map(mono, pos)[1:] - 1
+    # Summed over the copies of each monophone pdf, the new model gives the old posteriors.
+    summed = torch.zeros(5, mono.num_pdfs).index_add_(1, columns, dst(x).exp())
+    torch.testing.assert_close(summed, src(x).exp())
+    # Same pdf count: the state is passed through untouched.
+    assert torch.equal(initial_state(SimpleNamespace(model=src, lang=mono), mono)["output.bias"], src.output.bias)

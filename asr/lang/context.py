@@ -16,6 +16,13 @@ word boundaries, so no context transducer (Kaldi's C) is needed.  The base
 phone of each unit is kept in ``lang.yaml`` (``base_phones``) so that a
 monophone model can align data in the context-dependent lang
 (:func:`pdf_map`).
+
+Word-position-dependent phones (Kaldi's ``prepare_lang.sh`` default) are the
+other kind of context kept here: each phone gets the suffix ``_B``, ``_I``,
+``_E`` (begin, inside, end of a word) or ``_S`` (a one-phone word), so the
+``IY`` ending ``B`` and the ``IY`` that is all of ``E`` have their own pdfs
+and a boundary between the two can be learned.  Only the variants the
+lexicon uses are created.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from asr.errors import LexiconError
 from asr.lang.lexicon import Lexicon
 
 LEFT, RIGHT = "-", "+"
+POSITIONS = ("_B", "_I", "_E", "_S")
 
 
 def _contexts(pron: list[str], i: int) -> tuple[str | None, str, str | None]:
@@ -122,6 +130,48 @@ def expand_lexicon(
         if (word, tuple(units)) not in seen:
             seen.add((word, tuple(units)))
             out.append((word, units))
+    return out, base
+
+
+def position_dependent_lexicon(
+    lexicon: Lexicon, silence_phones: Iterable[str], base_phones: dict[str, str] | None = None
+) -> tuple[Lexicon, dict[str, str]]:
+    """Adds Kaldi's word-position suffixes ``_B``/``_I``/``_E``/``_S`` to every non-silence phone.
+
+    Positions count the word's speech phones only: silence phones keep their
+    names and don't break a word into parts.
+
+    Args:
+      lexicon: A lexicon whose phones are monophones or units of
+        :func:`expand_lexicon`.
+      silence_phones: Phones left as they are.
+      base_phones: ``{unit: base phone}`` for units already expanded, so the
+        result maps to the monophone.
+
+    Returns:
+      The rewritten lexicon and ``{unit: base phone}`` for every unit.
+
+    Raises:
+      LexiconError: if a phone name already ends in a position suffix.
+    """
+    silence = set(silence_phones)
+    base_phones = base_phones or {}
+    out: Lexicon = []
+    base: dict[str, str] = {}
+    for word, pron in lexicon:
+        n = sum(p not in silence for p in pron)
+        units, k = [], 0
+        for p in pron:
+            if p in silence:
+                units.append(p)
+                continue
+            if p.endswith(POSITIONS):
+                raise LexiconError(f"phone '{p}' of '{word}' already ends in a word-position suffix")
+            suffix = "_S" if n == 1 else "_B" if k == 0 else "_E" if k == n - 1 else "_I"
+            k += 1
+            base[p + suffix] = base_phones.get(p, p)
+            units.append(p + suffix)
+        out.append((word, units))
     return out, base
 
 

@@ -27,7 +27,7 @@ import torch
 from asr.config import require, save_config
 from asr.errors import LexiconError
 from asr.fileio import read_lines
-from asr.lang.context import expand_lexicon
+from asr.lang.context import expand_lexicon, position_dependent_lexicon
 from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
 from asr.lang.topology import PdfTable, Topology, build_h, topology_from_config
@@ -208,7 +208,8 @@ def prepare_lang(
       cfg: The lang config (``conf/lang.yaml``): ``silence_phones``,
         ``optional_silence``, ``sil_prob``, ``unk_pron``, ``topology`` and
         optionally ``context: {min_count: N}`` for word-internal
-        context-dependent phones (:mod:`asr.lang.context`).
+        context-dependent phones and ``position_dependent: true`` for
+        word-position-dependent phones (:mod:`asr.lang.context`).
       text_path: Training transcripts (Kaldi ``text``); needed with ``context``,
         whose units are chosen by their counts in it.
 
@@ -241,6 +242,14 @@ def prepare_lang(
         log.info(
             "word-internal context: %d monophones -> %d units (min_count %g, counts from %s)",
             len(mono_phones), len({p for _, pron in lexicon for p in pron}), min_count, text_path,
+        )
+    position_dependent = bool(cfg.get("position_dependent", False))
+    if position_dependent:
+        mono_phones = {p for _, pron in lexicon for p in pron}
+        lexicon, base_phones = position_dependent_lexicon(lexicon, silence_phones, base_phones)
+        log.info(
+            "word-position-dependent phones: %d phones -> %d",
+            len(mono_phones), len({p for _, pron in lexicon for p in pron}),
         )
     lex_phones = {p for _, pron in lexicon for p in pron}
     nonsilence = sorted(lex_phones - set(silence_phones))
@@ -275,7 +284,9 @@ def prepare_lang(
             "sil_prob": sil_prob,
             "topology": topo.to_config(),
             "silence_topology": silence_topo.to_config(),
-            **({"context": dict(context_cfg), "base_phones": base_phones} if context_cfg else {}),
+            **({"context": dict(context_cfg)} if context_cfg else {}),
+            **({"position_dependent": True} if position_dependent else {}),
+            **({"base_phones": base_phones} if base_phones else {}),
         },
         lang_dir / "lang.yaml",
     )

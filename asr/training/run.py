@@ -7,6 +7,9 @@ import os
 import time
 from pathlib import Path
 
+import torch
+from torch import Tensor
+
 from asr.config import load_config, require
 from asr.errors import ConfigError
 from asr.fileio import atomic_write_text
@@ -46,6 +49,31 @@ def align_training_data(model_dir: Path, utts, cfg: dict) -> None:
         md, utts, int(cfg["max_frames"]), float(cfg.get("output_beam", 20.0)), bool(md.info.get("use_priors"))
     )
     write_alignments(md, alignments, model_dir / "ali", len(utts))
+
+
+def initial_state(init: ModelDir, lang: LangDir) -> dict[str, Tensor]:
+    """The weights of ``init`` as the start of a model for ``lang``.
+
+    When ``lang`` refines the phones of the initial model's lang (word-position
+    or context-dependent units, :func:`asr.lang.context.pdf_map`), each new
+    output row starts as a copy of its base phone's row, its bias lowered by
+    the log of the number of copies: the new units of one base phone start
+    with the posterior the base phone had, shared equally.  This is the
+    neural counterpart of Kaldi's building triphones from the monophone
+    system instead of from scratch.
+    """
+    state = init.model.state_dict()
+    if init.model.num_pdfs == lang.num_pdfs:
+        return state
+    from asr.lang.context import pdf_map
+
+    columns = pdf_map(init.lang, lang)[1:] - 1
+    copies = torch.bincount(columns, minlength=init.model.num_pdfs).clamp(min=1).to(state["output.bias"].dtype)
+    state["output.weight"] = state["output.weight"][columns].clone()
+    state["output.bias"] = state["output.bias"][columns] - copies.log()[columns]
+    log.info("initial output layer: %d pdfs of %s mapped to the %d pdfs of %s", init.model.num_pdfs,
+             init.lang.path, lang.num_pdfs, lang.path)
+    return state
 
 
 def train(
@@ -117,7 +145,7 @@ def train(
             )
         init_state = None
         if init_model_dir is not None:
-            init_state = ModelDir.load(init_model_dir).model.state_dict()
+            init_state = initial_state(ModelDir.load(init_model_dir), lang)
         trainer = Trainer(cfg, criterion, train_utts, valid_utts, lang, out_dir, init_state)
         if resume and not trainer.resume():
             log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)

@@ -33,8 +33,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   $asr compute-feats data/train data/test fbank --config "$root/conf/fbank.yaml" --nj $nj --cmvn per-utterance
 fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
-  log 2 "lang dir (chain topology: one state per phone)"
-  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config "$root/conf/lang_chain.yaml"
+  log 2 "lang dir (chain topology: one state per phone; word-position-dependent phones)"
+  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config "$root/conf/lang_chain_pos.yaml"
 fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log 3 "LMs and graphs: trigram and bigram from the training text, AN4's unigram"
