@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# CMU AN4 end to end on the CPU: data -> features -> lang (chain topology)
-# -> LMs and graphs -> flat start (with alignment) -> cross-entropy training
-# in passes with realignment -> MMI fine-tuning; LF-MMI from scratch (no
-# alignments) beside it -> decoding with the trigram,
-# bigram and unigram LMs, LM weight tuned on held-out training speakers ->
-# WER; alignment of the test set.
+# CMU AN4 end to end on the CPU: data -> features -> lang (chain topology,
+# word-position-dependent phones) -> LMs and graphs -> flat start (with
+# alignment) -> cross-entropy training in passes with realignment, on
+# speed-perturbed copies of the data -> MMI fine-tuning; LF-MMI from scratch
+# (no alignments) beside it -> decoding with the trigram, bigram and unigram
+# LMs, LM weight tuned on held-out training speakers -> WER; alignment of the
+# test set.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 root="$(cd "$here/../.." && pwd)"
