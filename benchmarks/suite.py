@@ -324,9 +324,9 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
 
     model_lang = LangDir.load(ctx.model_dir / "lang")
     lang_cfg = load_config(ctx.model_dir / "lang" / "lang.yaml")
-    # Context-dependent units are used as plain phones here: the random
-    # words need no context expansion to have the model's pdfs.
-    lang_cfg = {k: v for k, v in lang_cfg.items() if k not in ("context", "base_phones")}
+    # Context- and position-dependent units are used as plain phones here:
+    # the random words need no expansion to have the model's pdfs.
+    lang_cfg = {k: v for k, v in lang_cfg.items() if k not in ("context", "position_dependent", "base_phones")}
     silence = set(lang_cfg["silence_phones"])
     phones = sorted({p for _, pron in model_lang.lexicon for p in pron if p not in silence})
     words = [f"W{i:06d}" for i in range(vocab)]
