@@ -320,13 +320,13 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
     import math
 
     from asr.config import load_config
-    from asr.lang.lang_dir import LangDir, prepare_lang
+    from asr.lang.lang_dir import LangDir, plain_phone_config, prepare_lang
 
     model_lang = LangDir.load(ctx.model_dir / "lang")
     lang_cfg = load_config(ctx.model_dir / "lang" / "lang.yaml")
-    # Context- and position-dependent units are used as plain phones here:
-    # the random words need no expansion to have the model's pdfs.
-    lang_cfg = {k: v for k, v in lang_cfg.items() if k not in ("context", "position_dependent", "base_phones")}
+    # The model's units are used as plain phones: the random words need no
+    # expansion to have the model's pdfs.
+    lang_cfg = plain_phone_config(lang_cfg)
     silence = set(lang_cfg["silence_phones"])
     phones = sorted({p for _, pron in model_lang.lexicon for p in pron if p not in silence})
     words = [f"W{i:06d}" for i in range(vocab)]

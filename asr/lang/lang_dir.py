@@ -197,6 +197,20 @@ def read_word_counts(text_path: str | Path) -> Counter:
     return Counter(w for words in read_text(text_path).values() for w in words)
 
 
+#: Lang-config keys that rewrite the lexicon's phones into units, and what they record.
+UNIT_EXPANSION_KEYS = ("context", "position_dependent", "base_phones")
+
+
+def plain_phone_config(cfg: dict) -> dict:
+    """A lang config that takes a lexicon's phones as they are.
+
+    For building a lang over units that are already expanded (a lang dir's
+    own ``lexicon.txt``, or words made of its units): without this,
+    :func:`prepare_lang` would expand them a second time.
+    """
+    return {k: v for k, v in cfg.items() if k not in UNIT_EXPANSION_KEYS}
+
+
 def prepare_lang(
     lexicon_path: str | Path, lang_dir: str | Path, cfg: dict, text_path: str | Path | None = None
 ) -> LangDir:
