@@ -172,6 +172,9 @@ def test_prepare_lang_position_dependent_creates_only_used_variants(tmp_path):
     lang = prepare_lang(lex, tmp_path / "lang", cfg)
     assert sorted(lang.hmm_phones) == ["PA_B", "PB_E", "PB_S", "SIL"]
     assert LangDir.load(lang.path).config["base_phones"] == {"PA_B": "PA", "PB_E": "PB", "PB_S": "PB"}
+    with pytest.raises(LexiconError, match="position_dependent must be true or false, got 'false'"):
+        prepare_lang(lex, tmp_path / "bad", {**cfg, "position_dependent": "false"})
+    assert not (tmp_path / "bad").exists()
     mono = make_lang(tmp_path, "<SIL> SIL\nA PA PB\nB PB\n", config="lang_chain.yaml", name="mono")
     m = pdf_map(mono, lang)
     mono_names = (mono.path / "pdfs.txt").read_text().split()[::2]

@@ -257,7 +257,10 @@ def prepare_lang(
             "word-internal context: %d monophones -> %d units (min_count %g, counts from %s)",
             len(mono_phones), len({p for _, pron in lexicon for p in pron}), min_count, text_path,
         )
-    position_dependent = bool(cfg.get("position_dependent", False))
+    position_dependent = cfg.get("position_dependent", False)
+    if not isinstance(position_dependent, bool):
+        # bool("false") is True: take only YAML's true/false
+        raise LexiconError(f"lang config: position_dependent must be true or false, got {position_dependent!r}")
     if position_dependent:
         mono_phones = {p for _, pron in lexicon for p in pron}
         lexicon, base_phones = position_dependent_lexicon(lexicon, silence_phones, base_phones)
