@@ -118,7 +118,10 @@ def train(
         elif criterion_name not in CRITERIA:
             raise ConfigError(f"{config}: unknown criterion '{criterion_name}' ({', '.join(CRITERIA)})")
         utts = load_utterances(data_dir, alignments)
-        train_utts, valid_utts = split_validation(utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("seed", 0)))
+        # The held-out speakers depend on valid_seed alone, so runs at other training
+        # seeds tune and validate on the same speakers.
+        train_utts, valid_utts = split_validation(
+            utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("valid_seed", 0)))
         if cfg.get("speed_perturb"):
             from asr.training.data import add_speed_perturbed
 
