@@ -28,7 +28,7 @@ COMMANDS = {
     "bench": "bench",
 }
 
-log = logging.getLogger("asr")
+log = logging.getLogger("asr.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-log = logging.getLogger("asr.decoding")
+log = logging.getLogger("asr.commands.decode")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -9,17 +9,15 @@ refused.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
 from asr.errors import AudioError
+from asr.fileio import PathLike
 
 log = logging.getLogger("asr.data.audio")
-
-PathLike = str | os.PathLike
 
 
 def _check_path(path: PathLike) -> Path:

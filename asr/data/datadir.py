@@ -11,17 +11,15 @@ sorts it by speaker (so speaker ids should be prefixes of utterance ids).
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, NamedTuple
 
 from asr.errors import AsrError, DataDirError
-from asr.fileio import read_lines, write_table
+from asr.fileio import PathLike, read_lines, write_table
 
 log = logging.getLogger("asr.data.datadir")
 
-PathLike = str | os.PathLike
 
 #: Files that depend on features; removed when a data dir is rewritten.
 FEATURE_FILES = ("feats.scp", "cmvn.scp", "utt2num_frames", "conf/feats.yaml")

@@ -33,7 +33,7 @@ from asr.features.cmvn import load_features
 from asr.fileio import atomic_open, atomic_torch_save, atomic_write_text, safe_torch_load
 from asr.lang.fsa_io import fsa_from_tensors, fsa_to_tensors, load_fsa
 
-log = logging.getLogger("asr.decoding")
+log = logging.getLogger("asr.decoding.decode_dir")
 
 
 def split_jobs(utts: list[str], nj: int) -> list[list[str]]:

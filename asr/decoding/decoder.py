@@ -18,7 +18,7 @@ from asr.training.data import length_batches
 from asr.training.graphs import arc_splits
 from asr.training.priors import scaled_log_likelihoods
 
-log = logging.getLogger("asr.decoding")
+log = logging.getLogger("asr.decoding.decoder")
 
 
 @dataclass

@@ -20,7 +20,7 @@ import torch
 
 from asr.training.graphs import arc_splits, dense_fsa_vec
 
-log = logging.getLogger("asr.decoding")
+log = logging.getLogger("asr.decoding.search")
 
 
 @dataclass

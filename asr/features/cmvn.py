@@ -6,7 +6,6 @@ the sum of the features then the frame count, row 1 the sum of squares then 0.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Iterator
 
@@ -15,8 +14,7 @@ import torch
 from kaldiio.matio import read_kaldi
 
 from asr.errors import DataDirError
-
-PathLike = str | os.PathLike
+from asr.fileio import PathLike
 
 
 def cmvn_stats(feats: np.ndarray | torch.Tensor) -> np.ndarray:

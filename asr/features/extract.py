@@ -13,7 +13,6 @@ import inspect
 import json
 import logging
 import multiprocessing as mp
-import os
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,10 +20,10 @@ import numpy as np
 import torch
 
 from asr.errors import AsrError, AudioError, ConfigError
+from asr.fileio import PathLike
 
 log = logging.getLogger("asr.features.extract")
 
-PathLike = str | os.PathLike
 
 CMVN_TYPES = ("per-speaker", "per-utterance", "none")
 #: Config keys that are ours and not passed to torchaudio.

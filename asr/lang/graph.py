@@ -19,7 +19,7 @@ import k2
 from asr.errors import LanguageModelError
 from asr.lang.lang_dir import LangDir
 
-log = logging.getLogger("asr.graph")
+log = logging.getLogger("asr.lang.graph")
 
 
 def arpa_to_g(arpa_path: str | Path, words_txt: str | Path, max_order: int = -1) -> k2.Fsa:

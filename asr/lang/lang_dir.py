@@ -32,7 +32,7 @@ from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
 from asr.lang.topology import PdfTable, Topology, build_h, topology_from_config
 
-log = logging.getLogger("asr.lang")
+log = logging.getLogger("asr.lang.lang_dir")
 
 EPS = "<eps>"
 UNK = "<UNK>"

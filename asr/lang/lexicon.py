@@ -14,7 +14,7 @@ from pathlib import Path
 from asr.errors import LexiconError
 from asr.fileio import read_lines
 
-log = logging.getLogger("asr.lang")
+log = logging.getLogger("asr.lang.lexicon")
 
 Lexicon = list[tuple[str, list[str]]]
 

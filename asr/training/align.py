@@ -34,7 +34,7 @@ from asr.training.data import Utterance, collate, load_utterances, make_batches
 from asr.training.graphs import NumeratorGraphCompiler
 from asr.training.priors import scaled_log_likelihoods
 
-log = logging.getLogger("asr.align")
+log = logging.getLogger("asr.training.align")
 
 
 def align_utterances(

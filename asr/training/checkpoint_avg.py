@@ -11,7 +11,7 @@ from torch import Tensor
 from asr.errors import ModelDirError
 from asr.fileio import PathLike, safe_torch_load
 
-logger = logging.getLogger("asr.training")
+logger = logging.getLogger("asr.training.checkpoint_avg")
 
 
 def _model_state(path: Path) -> dict[str, Tensor]:

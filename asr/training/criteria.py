@@ -18,7 +18,7 @@ from asr.training.augment import perturb_alignment
 from asr.training.data import Batch
 from asr.training.graphs import NumeratorGraphCompiler
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.criteria")
 
 
 @dataclass

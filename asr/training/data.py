@@ -13,7 +13,7 @@ from asr.data.datadir import DataDir
 from asr.errors import DataDirError
 from asr.features.cmvn import load_features
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.data")
 
 
 @dataclass

@@ -14,7 +14,7 @@ import torch
 
 from asr.lang.lang_dir import UNK, LangDir
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.graphs")
 
 
 class NumeratorGraphCompiler:

@@ -105,7 +105,7 @@ from asr.training.criteria import LossOutput
 from asr.training.data import Batch
 from asr.training.graphs import NumeratorGraphCompiler, dense_fsa_vec
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.lfmmi")
 
 LN10 = math.log(10.0)
 

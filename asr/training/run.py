@@ -21,7 +21,7 @@ from asr.training.data import load_utterances, split_validation
 from asr.training.priors import estimate_log_priors
 from asr.training.trainer import Trainer, write_model_dir
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.run")
 
 CRITERIA = ("flat-start", "ce", "lfmmi", "mmi")
 

@@ -36,7 +36,7 @@ from asr.training.augment import spec_augment
 from asr.training.checkpoint_avg import average_checkpoints
 from asr.training.data import Batch, Utterance, collate, make_batches
 
-log = logging.getLogger("asr.training")
+log = logging.getLogger("asr.training.trainer")
 
 CHECKPOINT_RE = re.compile(r"epoch-(\d+)\.pt$")
 
