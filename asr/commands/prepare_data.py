@@ -1,4 +1,9 @@
-"""``asr prepare-data``: Kaldi data dirs for a corpus, or validation of one."""
+"""``asr prepare-data``: Kaldi data dirs for a corpus, imported data, splits, or validation.
+
+The subcommands other than ``validate`` come from the preparer registry
+(:mod:`asr.data.registry`): corpora (yesno, an4), importers (table, folder,
+lhotse), the lhotse export and the train/test split.
+"""
 
 from __future__ import annotations
 
@@ -9,18 +14,22 @@ log = logging.getLogger("asr.commands.prepare_data")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Adds ``prepare-data {yesno,an4,validate}`` to the ``asr`` command line."""
+    """Adds ``prepare-data {<registered preparers>,validate}`` to the ``asr`` command line."""
+    from asr.data.registry import preparers
+
     p = subparsers.add_parser(
         "prepare-data",
-        help="write Kaldi data dirs for a corpus, or validate a data dir",
-        description="Write OUT_DIR/train and OUT_DIR/test data dirs for a corpus "
-        "(the corpus dir is only read), or validate an existing data dir.",
+        help="write Kaldi data dirs for a corpus or imported data, or validate a data dir",
+        description="Write Kaldi data dirs for a corpus (OUT_DIR/train and OUT_DIR/test), "
+        "import a table, folder or lhotse manifests, split a data dir, or validate one. "
+        "Inputs are only read.",
     )
     sub = p.add_subparsers(dest="corpus", metavar="CORPUS", required=True)
-    for name in ("yesno", "an4"):
-        c = sub.add_parser(name, help=f"prepare the {name} corpus")
-        c.add_argument("corpus_dir", metavar="CORPUS_DIR", help="the corpus as downloaded")
-        c.add_argument("out_dir", metavar="OUT_DIR", help="where train/ and test/ are written")
+    for name, preparer in preparers().items():
+        c = sub.add_parser(name, help=preparer.help, description=preparer.description,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        preparer.add_arguments(c)
+        c.set_defaults(preparer_run=preparer.run)
     v = sub.add_parser("validate", help="check a data dir as Kaldi's validate_data_dir.sh")
     v.add_argument("data_dir", metavar="DATA_DIR")
     v.add_argument("--check-audio", action="store_true", help="also open every audio file")
@@ -39,9 +48,7 @@ def run(args: argparse.Namespace) -> int:
                                sample_rate=args.sample_rate, require_text=not args.no_text)
         print(f"{dd.path}: OK ({len(dd.utt2spk)} utterances, {len(dd.spk2utt)} speakers)")
         return 0
-    from asr.data.corpora import PREPARERS
-
-    dirs = PREPARERS[args.corpus](args.corpus_dir, args.out_dir)
-    for split, path in dirs.items():
-        print(f"{split}: {path}")
+    outputs = args.preparer_run(args)
+    for label, path in outputs.items():
+        print(f"{label}: {path}")
     return 0

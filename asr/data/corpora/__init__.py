@@ -1,9 +1,10 @@
-"""Preparation of Kaldi data dirs for the supported corpora."""
+"""Preparation of Kaldi data dirs for the supported corpora.
+
+Each module registers its ``asr prepare-data`` subcommand with
+:func:`asr.data.registry.register_preparer`; the registry lists the modules.
+"""
 
 from asr.data.corpora.an4 import prepare_an4
 from asr.data.corpora.yesno import prepare_yesno
 
-#: Corpus name -> preparation function ``(corpus_dir, out_dir) -> {split: data_dir}``.
-PREPARERS = {"yesno": prepare_yesno, "an4": prepare_an4}
-
-__all__ = ["PREPARERS", "prepare_an4", "prepare_yesno"]
+__all__ = ["prepare_an4", "prepare_yesno"]

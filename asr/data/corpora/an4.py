@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 import re
@@ -9,6 +10,7 @@ from pathlib import Path
 
 from asr.data.audio import audio_duration
 from asr.data.datadir import write_data_dir
+from asr.data.registry import add_corpus_arguments, register_preparer
 from asr.errors import DataDirError
 from asr.fileio import read_lines
 
@@ -101,3 +103,9 @@ def prepare_an4(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike) -> di
         out[split] = Path(out_dir) / split
         _prepare_split(corpus, split, out[split])
     return out
+
+
+@register_preparer("an4", help="prepare the an4 corpus", add_arguments=add_corpus_arguments,
+                   description=prepare_an4.__doc__.splitlines()[0])
+def _run(args: argparse.Namespace) -> dict[str, Path]:
+    return prepare_an4(args.corpus_dir, args.out_dir)

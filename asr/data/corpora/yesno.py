@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import logging
 import os
 from pathlib import Path
 
 from asr.data.audio import audio_duration
 from asr.data.datadir import write_data_dir
+from asr.data.registry import add_corpus_arguments, register_preparer
 from asr.errors import DataDirError
 
 log = logging.getLogger("asr.data.corpora.yesno")
@@ -62,3 +64,9 @@ def prepare_yesno(corpus_dir: str | os.PathLike, out_dir: str | os.PathLike) -> 
         write_data_dir(out[split], wav_scp, text, utt2spk, utt2dur=utt2dur)
         log.info("yesno %s: %d utterances -> %s", split, len(files), out[split])
     return out
+
+
+@register_preparer("yesno", help="prepare the yesno corpus", add_arguments=add_corpus_arguments,
+                   description=prepare_yesno.__doc__.splitlines()[0])
+def _run(args: argparse.Namespace) -> dict[str, Path]:
+    return prepare_yesno(args.corpus_dir, args.out_dir)

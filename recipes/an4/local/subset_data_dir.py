@@ -11,7 +11,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from asr.data.datadir import DataDir, write_data_dir
+from asr.data.datadir import DataDir
+from asr.data.split import subset_data_dir
 from asr.errors import AsrError
 
 
@@ -24,17 +25,7 @@ def main() -> int:
     try:
         src = DataDir.load(args.src)
         keep = [u for u in Path(args.utt_list).read_text().split() if u]
-        missing = [u for u in keep if u not in src.utt2spk]
-        if missing:
-            raise AsrError(f"{args.utt_list}: {len(missing)} utterances not in {args.src}, e.g. {missing[0]}")
-        sel = set(keep)
-        write_data_dir(
-            args.dest,
-            {u: src.wav_scp[u] for u in sel},
-            {u: src.text[u] for u in sel},
-            {u: src.utt2spk[u] for u in sel},
-            utt2dur={u: src.utt2dur[u] for u in sel} if src.utt2dur else None,
-        )
+        sel = subset_data_dir(src, keep, args.dest).utt2spk
     except AsrError as e:
         print(f"subset_data_dir.py: error: {e}", file=sys.stderr)
         return 1
