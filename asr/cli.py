@@ -25,7 +25,6 @@ COMMANDS = {
     "decode": "decode",
     "score": "score",
     "transcribe": "transcribe",
-    "bench": "bench",
 }
 
 log = logging.getLogger("asr.cli")

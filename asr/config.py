@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +11,31 @@ import yaml
 
 from asr.errors import ConfigError
 
-#: The repository's ``conf/`` folder holding the default configurations.
-CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+#: Package data folder (``asr/conf``) holding the default configurations. They
+#: are read through importlib.resources so that a wheel install finds them
+#: without the source tree.
+PACKAGED_CONF = "conf"
+
+
+def packaged_config(name: str) -> Traversable:
+    """The default config ``name`` (e.g. ``fbank.yaml``) shipped in the package; it may not exist."""
+    return resources.files("asr").joinpath(PACKAGED_CONF, name)
+
+
+def resolve_config(path: str | Path) -> Path | Traversable:
+    """Where ``load_config`` reads ``path`` from.
+
+    A file that exists (relative to the working directory or absolute) wins,
+    so a user's ``--config FILE`` always does. Otherwise a bare name such as
+    ``lang_chain_pos.yaml`` is the packaged default of that name. A path with
+    a folder part is never redirected: ``data/lang/lang.yaml`` missing from a
+    lang dir must not silently become the default lang config.
+    """
+    p = Path(path)
+    if p.exists() or len(p.parts) != 1:
+        return p
+    packaged = packaged_config(p.name)
+    return packaged if packaged.is_file() else p
 
 
 def load_config(path: str | Path) -> dict[str, Any]:
@@ -18,19 +43,19 @@ def load_config(path: str | Path) -> dict[str, Any]:
 
     Args:
       path: A YAML file. A bare name such as ``fbank.yaml`` that does not
-        exist relative to the working directory is looked up in ``conf/``.
+        exist relative to the working directory is the default config of
+        that name shipped in the package (``asr/conf``, see ``resolve_config``).
 
     Raises:
       ConfigError: if the file is missing or not a YAML mapping.
     """
-    p = Path(path)
-    if not p.exists() and (CONF_DIR / p).exists():
-        p = CONF_DIR / p
+    p = resolve_config(path)
     try:
-        with open(p, encoding="utf-8") as f:
+        with p.open("r", encoding="utf-8") as f:
             cfg = yaml.safe_load(f)
     except FileNotFoundError:
-        raise ConfigError(f"{p}: no such config file") from None
+        shipped = f" (nor one of the defaults in {packaged_config('')})" if len(Path(path).parts) == 1 else ""
+        raise ConfigError(f"{p}: no such config file{shipped}") from None
     except yaml.YAMLError as e:
         raise ConfigError(f"{p}: invalid YAML ({str(e).splitlines()[0]})") from None
     if cfg is None:

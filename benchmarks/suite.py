@@ -1,4 +1,4 @@
-"""The benchmark suite: ``python -m benchmarks`` (or ``asr bench``).
+"""The benchmark suite: ``python -m benchmarks``, run from the repository root.
 
 Every section returns ``{"status": "ok"|"skipped"|"error", "tables": [...],
 "data": {...}}``; figures measured several times are ``{"median", "min",
@@ -72,10 +72,13 @@ class Context:
         return self._test
 
     def decode_config_path(self) -> Path:
-        """The recipe's decoding config (``conf/an4/decode.yaml``), or ``--decode-config``."""
+        """The recipe's decoding config (``conf/an4/decode.yaml``; the packaged default with --quick),
+        or ``--decode-config``."""
+        from asr.config import resolve_config
+
         if self.args.decode_config:
             return Path(self.args.decode_config)
-        return ROOT / "conf" / ("decode.yaml" if self.quick else "an4/decode.yaml")
+        return Path(str(resolve_config("decode.yaml"))) if self.quick else ROOT / "conf" / "an4" / "decode.yaml"
 
     def decode_config(self) -> dict:
         from asr.config import load_config
@@ -695,7 +698,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                                      "recipes/yesno with --quick)")
     p.add_argument("--model", help="model dir name under exp/ (default blstm; tdnn with --quick)")
     p.add_argument("--repeats", type=int, default=3, help="runs per figure: median, min and max are reported")
-    p.add_argument("--decode-config", help="decoding YAML (default conf/an4/decode.yaml; conf/decode.yaml with --quick)")
+    p.add_argument("--decode-config", help="decoding YAML (default conf/an4/decode.yaml; asr/conf/decode.yaml with --quick)")
     p.add_argument("--only", help=f"comma-separated sections ({','.join(SECTIONS)})")
     p.add_argument("--quick", action="store_true", help="yesno-scale smoke run (recipes/yesno, exp/tdnn)")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "results.json"), help="JSON output")
@@ -738,8 +741,7 @@ def run(args: argparse.Namespace) -> int:
         bad = [s for s in wanted if s not in SECTIONS]
         if bad:
             raise SystemExit(f"benchmarks: unknown section(s) {bad}; choose from {', '.join(SECTIONS)}")
-    command = "python -m benchmarks " + shlex.join(sys.argv[1:]) if not getattr(args, "command_line", None) \
-        else args.command_line
+    command = "python -m benchmarks " + shlex.join(sys.argv[1:])
     result = {
         "command": command, "date": time.strftime("%Y-%m-%d %H:%M:%S %z"), "machine": machine_info(),
         "workdir": str(ctx.workdir), "model": ctx.model, "repeats": ctx.repeats, "quick": ctx.quick, "sections": {},

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.config import CONF_DIR, load_config, save_config
+from asr.config import load_config, save_config
 from asr.features.cmvn import write_matrices
 
 # Two one-phone words plus silence: A is pronounced PA, B is PB.
@@ -33,7 +33,7 @@ def make_lang(tmp: Path, lexicon: str = TINY_LEXICON, config: str = "lang.yaml",
     from asr.lang.lang_dir import prepare_lang
 
     lex = write_lexicon(tmp / f"{name}_lexicon.txt", lexicon)
-    return prepare_lang(lex, tmp / name, load_config(CONF_DIR / config))
+    return prepare_lang(lex, tmp / name, load_config(config))
 
 
 def word_frames(word: str, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from asr.config import CONF_DIR, load_config
+from asr.config import load_config
 from asr.errors import LexiconError
 from asr.lang.context import choose_unit, context_counts, expand_lexicon, pdf_map, position_dependent_lexicon
 from asr.lang.lang_dir import LangDir, prepare_lang
@@ -75,7 +75,7 @@ def test_expand_lexicon_rejects_context_characters_and_bad_min_count():
 
 
 def _cd_config(min_count: float = 1) -> dict:
-    return {**load_config(CONF_DIR / "lang.yaml"), "context": {"min_count": min_count}}
+    return {**load_config("lang.yaml"), "context": {"min_count": min_count}}
 
 
 def test_prepare_lang_with_context_needs_text_and_records_base_phones(tmp_path):
@@ -168,7 +168,7 @@ def test_position_dependent_units_of_context_units_map_to_the_monophone():
 
 def test_prepare_lang_position_dependent_creates_only_used_variants(tmp_path):
     lex = write_lexicon(tmp_path / "lexicon.txt", "<SIL> SIL\nA PA PB\nB PB\n")
-    cfg = {**load_config(CONF_DIR / "lang_chain_pos.yaml")}
+    cfg = {**load_config("lang_chain_pos.yaml")}
     lang = prepare_lang(lex, tmp_path / "lang", cfg)
     assert sorted(lang.hmm_phones) == ["PA_B", "PB_E", "PB_S", "SIL"]
     assert LangDir.load(lang.path).config["base_phones"] == {"PA_B": "PA", "PB_E": "PB", "PB_S": "PB"}
@@ -199,7 +199,7 @@ def test_initial_state_copies_base_rows_and_keeps_each_base_phone_posterior(tmp_
     lexicon = "<SIL> SIL\nA PA PB\nB PB\n"
     mono = make_lang(tmp_path, lexicon, config="lang_chain.yaml", name="mono")
     pos = prepare_lang(write_lexicon(tmp_path / "lexicon.txt", lexicon), tmp_path / "pos",
-                       load_config(CONF_DIR / "lang_chain_pos.yaml"))
+                       load_config("lang_chain_pos.yaml"))
     torch.manual_seed(0)
     src = _Linear(mono.num_pdfs)
     state = initial_state(SimpleNamespace(model=src, lang=mono), pos)

@@ -90,7 +90,7 @@ def test_sweep_writes_wer_files_and_best_is_minimum(yesno, tmp_path, capsys):
     printed = capsys.readouterr().out
     scoring = out / "scoring"
     files = sorted(scoring.glob("wer_*"))
-    assert len(files) == 8 * 3  # conf/decode.yaml: 8 LM weights x 3 penalties
+    assert len(files) == 8 * 3  # asr/conf/decode.yaml: 8 LM weights x 3 penalties
     wers = {}
     for f in files:
         m = WER_RE.match(f.read_text())

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from asr.cli import main as asr_main
-from asr.config import CONF_DIR, load_config
+from asr.config import load_config
 from asr.errors import LanguageModelError
 from asr.lang.fsa_io import load_fsa
 from asr.lang.graph import arpa_to_g, build_graph_dir, compile_hlg, word_ids_on_path
@@ -134,7 +134,7 @@ def test_build_graph_dir_from_text(tmp_path):
 def test_cli_prepare_lang_and_compile_graph(tmp_path, capsys):
     lex = write_lexicon(tmp_path / "lex.txt", LEXICON_ABC)
     lang_dir = tmp_path / "lang"
-    assert asr_main(["prepare-lang", str(lex), str(lang_dir), "--config", str(CONF_DIR / "lang.yaml")]) == 0
+    assert asr_main(["prepare-lang", str(lex), str(lang_dir), "--config", "lang.yaml"]) == 0
     for name in ("phones.txt", "words.txt", "pdfs.txt", "L.pt", "L_disambig.pt", "H.pt", "lang.yaml"):
         assert (lang_dir / name).is_file(), name
     assert "10 pdfs" in capsys.readouterr().out
@@ -150,5 +150,5 @@ def test_cli_prepare_lang_and_compile_graph(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "error:" in err and str(bad) in err
     empty = write_lexicon(tmp_path / "empty.txt", "\n")
-    assert asr_main(["prepare-lang", str(empty), str(tmp_path / "lang2"), "--config", str(CONF_DIR / "lang.yaml")]) == 1
+    assert asr_main(["prepare-lang", str(empty), str(tmp_path / "lang2"), "--config", "lang.yaml"]) == 1
     assert "empty" in capsys.readouterr().err

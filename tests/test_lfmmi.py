@@ -229,7 +229,7 @@ REPO = Path(__file__).resolve().parent.parent
 def test_yesno_lfmmi_trains_and_decodes(tmp_path):
     """Flat-start LF-MMI on yesno then decoding: a working system (about 30 s).
 
-    The recipe's lang (conf/lang.yaml, 3-state HMMs: yesno's phones are whole
+    The recipe's lang (asr/conf/lang.yaml, 3-state HMMs: yesno's phones are whole
     words), conf/yesno/lfmmi.yaml (3x subsampling, zero output layer) and
     decoding at acoustic scale 1 (conf/yesno/decode_lfmmi.yaml).  One test
     file holds 7 spoken words for 8 labelled, so 0.42% is the floor.
@@ -252,7 +252,7 @@ def test_yesno_lfmmi_trains_and_decodes(tmp_path):
     run("prepare-data", "yesno", str(corpus), "data")
     run("compute-feats", "data/train", "data/test", "fbank", "--config", str(REPO / "conf/yesno/fbank.yaml"),
         "--cmvn", "per-utterance")
-    run("prepare-lang", str(REPO / "lexicon/yesno/lexicon.txt"), "data/lang", "--config", str(REPO / "conf/lang.yaml"))
+    run("prepare-lang", str(REPO / "lexicon/yesno/lexicon.txt"), "data/lang", "--config", "lang.yaml")
     run("compile-graph", "data/lang", "data/lang_ug", "--text", "data/train/text", "--order", "1")
     run("train", "--config", str(REPO / "conf/yesno/lfmmi.yaml"), "--data", "data/train", "--lang", "data/lang",
         "--out", "exp/lfmmi", "--graph-dir", "data/lang_ug")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from asr.cli import main as asr_main
-from asr.config import CONF_DIR, load_config
+from asr.config import load_config
 from asr.fileio import safe_torch_load
 from asr.model_dir import ModelDir
 from asr.training.alignment import alignment_segments, forced_align
@@ -146,7 +146,7 @@ def test_align_cli_and_ce_training(tmp_path, setup, caplog):
     ali_dir = tmp_path / "ali"
     with caplog.at_level(logging.WARNING, logger="asr"):
         rc = asr_main(["align", "--model-dir", str(flat), str(data), str(ali_dir),
-                       "--config", str(CONF_DIR / "align.yaml")])
+                       "--config", "align.yaml"])
     assert rc == 0
     assert any("1 of 13 utterances could not be aligned" in r.getMessage() and SHORT_UTT in r.getMessage()
                for r in caplog.records)

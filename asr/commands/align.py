@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="align in this lang dir instead of the model's, e.g. a monophone model into a lang with "
         "word-internal context-dependent phones (each unit is scored by its base phone)",
     )
-    p.add_argument("--config", default="align.yaml", help="alignment options (default conf/align.yaml)")
+    p.add_argument("--config", default="align.yaml", help="alignment options (default align.yaml, shipped in asr/conf)")
     p.set_defaults(func=run)
 
 

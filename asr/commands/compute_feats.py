@@ -16,7 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("data_dirs", metavar="DATA_DIR", nargs="+", help="one or more data dirs")
     p.add_argument("feat_dir", metavar="FEAT_DIR", help="where the ark files go")
     p.add_argument("--config", default="fbank.yaml",
-                   help="feature YAML (a bare name is looked up in conf/; default fbank.yaml)")
+                   help="feature YAML (default fbank.yaml; a bare name not found in the working directory is "
+                   "one shipped in asr/conf: fbank.yaml, mfcc.yaml)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (default 1)")
     p.add_argument("--cmvn", choices=("per-speaker", "per-utterance", "none"), default="per-speaker",
                    help="CMVN stats per speaker (default), per utterance, or none")

@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-dir", help="data/lang_<lm> with HLG.pt (default: the model dir's graph/)")
     p.add_argument("data_dir")
     p.add_argument("out_dir")
-    p.add_argument("--config", default="decode.yaml", help="decoder settings (default conf/decode.yaml)")
+    p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs")
     p.add_argument("--threads-per-job", type=int, default=1, help="torch threads in each job")
     p.add_argument("--sweep", action="store_true", help="sweep LM weight and word penalty over the lattices")

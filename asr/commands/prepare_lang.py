@@ -14,7 +14,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("lexicon", help="WORD PHONE ... lexicon (see lexicon/README.md)")
     p.add_argument("lang_dir", help="output folder, e.g. data/lang")
-    p.add_argument("--config", default="lang.yaml", help="silence phones, sil_prob, topology (default conf/lang.yaml)")
+    p.add_argument("--config", default="lang.yaml",
+                   help="silence phones, sil_prob, topology (default lang.yaml; lang_chain.yaml, lang_chain_pos.yaml "
+                   "and lang_chain_cd.yaml are also shipped in asr/conf)")
     p.add_argument(
         "--text",
         help="training transcripts (Kaldi text); needed when the config has 'context' (word-internal "

@@ -16,7 +16,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-dir", required=True)
     p.add_argument("--graph-dir", help="use this HLG.pt instead of the model dir's graph/")
-    p.add_argument("--config", default="decode.yaml", help="decoder settings (default conf/decode.yaml)")
+    p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
     p.add_argument("--ctm", action="store_true", help="print word CTM lines (file 1 start dur word conf) instead")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=run)

@@ -25,7 +25,7 @@ log = logging.getLogger("asr.decoding.search")
 
 @dataclass
 class SearchConfig:
-    """Decoder settings (``conf/decode.yaml``)."""
+    """Decoder settings (``asr/conf/decode.yaml``)."""
 
     acoustic_scale: float = 0.1
     word_penalty: float = 0.0

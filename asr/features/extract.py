@@ -70,7 +70,7 @@ def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -
 
     Args:
       waveform: 1-D float samples in [-1, 1] at ``config["sample_rate"]``.
-      config: Feature config (see ``conf/fbank.yaml``); all keys but
+      config: Feature config (see ``asr/conf/fbank.yaml``); all keys but
         ``type``, ``sample_rate``, ``norm_vars`` and ``cmvn`` go to
         ``torchaudio.compliance.kaldi.<type>``.
 
@@ -220,7 +220,7 @@ def compute_features(
     Args:
       data_dir: A valid Kaldi data dir.
       feat_dir: Where the arks go (absolute paths are stored in the scps).
-      config: Feature config, e.g. ``asr.config.load_config("conf/fbank.yaml")``.
+      config: Feature config, e.g. ``asr.config.load_config("fbank.yaml")``.
       nj: Number of parallel jobs (processes).
       cmvn: ``per-speaker``, ``per-utterance`` or ``none``.
 

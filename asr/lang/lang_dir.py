@@ -219,7 +219,7 @@ def prepare_lang(
     Args:
       lexicon_path: ``WORD PHONE ...`` lexicon.
       lang_dir: Output folder.
-      cfg: The lang config (``conf/lang.yaml``): ``silence_phones``,
+      cfg: The lang config (``asr/conf/lang.yaml``): ``silence_phones``,
         ``optional_silence``, ``sil_prob``, ``unk_pron``, ``topology`` and
         optionally ``context: {min_count: N}`` for word-internal
         context-dependent phones and ``position_dependent: true`` for

@@ -73,7 +73,7 @@ Flat start (E2E LF-MMI) and decoding
   Kaldi's ``output-layer``), so the first numerator occupancies come from the
   graph alone, not from the random output layer's per-frame preferences;
   (b) a topology whose states fit the phones: the one-state chain topology
-  (conf/lang_chain.yaml) is meant for phones of a few 30 ms frames; with
+  (asr/conf/lang_chain.yaml) is meant for phones of a few 30 ms frames; with
   whole-word "phones" (yesno) the end of a word and the start of the same
   word repeated share the self-loop pdf, and repeated words get deleted.
   LF-MMI outputs are trained against graph scores at scale 1: decode them at

@@ -31,11 +31,12 @@ if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
 fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log 1 "features"
-  $asr compute-feats data/train data/test fbank --config "$root/conf/fbank.yaml" --nj $nj --cmvn per-utterance
+  # a bare config name (fbank.yaml, lang_chain_pos.yaml) is a default shipped in asr/conf
+  $asr compute-feats data/train data/test fbank --config fbank.yaml --nj $nj --cmvn per-utterance
 fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log 2 "lang dir (chain topology: one state per phone; word-position-dependent phones)"
-  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config "$root/conf/lang_chain_pos.yaml"
+  $asr prepare-lang "$root/lexicon/an4/lexicon.txt" data/lang --config lang_chain_pos.yaml
 fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log 3 "LMs and graphs: trigram and bigram from the training text, AN4's unigram"
@@ -77,7 +78,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log 9 "decoding: held-out training speakers (to tune the LM weight) and the test set"
   rm -rf data/valid
   $py "$here/local/subset_data_dir.py" data/train exp/$model/valid_utts.txt data/valid
-  $asr compute-feats data/valid fbank --config "$root/conf/fbank.yaml" --nj 1 --cmvn per-utterance
+  $asr compute-feats data/valid fbank --config fbank.yaml --nj 1 --cmvn per-utterance
   # The held-out speakers' sentences are in the training text: tune on graphs
   # whose LMs never saw them, as the test set's never saw its own.
   mkdir -p data/local

@@ -29,7 +29,8 @@ if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
 fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log 2 "lang dir"
-  $asr prepare-lang "$root/lexicon/yesno/lexicon.txt" data/lang --config "$root/conf/lang.yaml"
+  # a bare config name is a default shipped in asr/conf
+  $asr prepare-lang "$root/lexicon/yesno/lexicon.txt" data/lang --config lang.yaml
 fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log 3 "unigram LM from the training text, G and HLG"
