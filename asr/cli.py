@@ -22,6 +22,7 @@ COMMANDS = {
     "compile-graph": "compile_graph",
     "train": "train",
     "align": "align",
+    "build-tree": "build_tree",
     "decode": "decode",
     "score": "score",
     "transcribe": "transcribe",
