@@ -1,6 +1,7 @@
 """Language-model FSA (G) and the decoding graph HLG.
 
-G comes from an ARPA file through ``kaldilm`` (Kaldi's ``arpa2fst``), with
+G is built by a grammar kind (:mod:`asr.lang.grammar`); for an n-gram LM it
+comes from an ARPA file through ``kaldilm`` (Kaldi's ``arpa2fst``), with
 ``#0`` on back-off arcs.  HLG is compiled the standard k2/icefall way:
 L_disambig o G, determinize, drop disambiguation symbols and epsilons, then
 compose with H, connect and arc-sort.
@@ -13,10 +14,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import k2
 
 from asr.errors import LanguageModelError
+from asr.lang.grammar import CompiledGrammar, NgramConfig, compile_grammar
 from asr.lang.lang_dir import LangDir
 
 log = logging.getLogger("asr.lang.graph")
@@ -115,6 +118,55 @@ def lm_vocabulary(lang: LangDir) -> list[str]:
     return sorted(non_silence)
 
 
+#: Graph-dir files that only some grammar kinds write; a rebuild with another kind removes them.
+KIND_SPECIFIC_OUTPUTS = ("lm.arpa",)
+
+
+def compile_graph_dir(lang_dir: str | Path, out_dir: str | Path, kind: str, config: Any) -> k2.Fsa:
+    """``asr compile-graph``: G of a grammar kind, and HLG, in ``out_dir``.
+
+    Args:
+      lang_dir: The lang dir (``asr prepare-lang``).
+      out_dir: The graph dir to write (``data/lang_<lm>``).
+      kind: A key of :data:`asr.lang.grammar.GRAMMARS` (``ngram``, ``one-of``, ...).
+      config: That kind's config (``NgramConfig``, ``WordListConfig``, ...).
+
+    Writes ``G.pt``, ``HLG.pt``, ``graph.yaml`` (source, sizes, compile time)
+    and the kind's own files (the ngram kind's ``lm.arpa``).  Nothing is
+    written before G and HLG are built, so an error leaves ``out_dir`` as it was.
+    """
+    lang = LangDir.load(lang_dir)
+    grammar = compile_grammar(lang, kind, config)
+    t0 = time.perf_counter()
+    HLG = compile_hlg(lang, grammar.G)
+    elapsed = time.perf_counter() - t0
+    _write_graph_dir(Path(out_dir), lang, grammar, HLG, elapsed)
+    return HLG
+
+
+def _write_graph_dir(out_dir: Path, lang: LangDir, grammar: CompiledGrammar, HLG: k2.Fsa, elapsed: float) -> None:
+    """Writes a graph dir's files, each atomically, and removes stale kind-specific ones."""
+    from asr.config import save_config
+    from asr.fileio import atomic_write_text
+    from asr.lang.fsa_io import save_fsa
+
+    for name, text in grammar.files.items():
+        atomic_write_text(out_dir / name, text)
+    save_fsa(grammar.G, out_dir / "G.pt")
+    save_fsa(HLG, out_dir / "HLG.pt")
+    save_config(
+        {**grammar.info, "G": graph_size(grammar.G), "HLG": graph_size(HLG),
+         "compile_seconds": round(elapsed, 3), "lang_dir": str(lang.path)},
+        out_dir / "graph.yaml",
+    )
+    for name in KIND_SPECIFIC_OUTPUTS:
+        stale = out_dir / name
+        if name not in grammar.files and stale.is_file():
+            # e.g. an lm.arpa of an earlier n-gram build, which copy_graph would carry into a model dir
+            log.info("%s: removed (not part of a %s graph)", stale, grammar.info.get("grammar", "this"))
+            stale.unlink()
+
+
 def build_graph_dir(
     lang_dir: str | Path,
     out_dir: str | Path,
@@ -124,58 +176,13 @@ def build_graph_dir(
     method: str = "kneser-ney",
     drop_bos_eos_bigram: bool = True,
 ) -> k2.Fsa:
-    """``asr compile-graph``: an LM (given or estimated), G and HLG in ``out_dir``.
+    """An n-gram graph dir: :func:`compile_graph_dir` with the ``ngram`` kind.
 
     Either ``arpa`` (a user-supplied ARPA file) or ``text_files`` (Kaldi
-    ``text`` files to estimate an n-gram LM from) must be given.  A supplied
-    ARPA is cleaned first: n-grams with words outside the lexicon are
-    dropped (and reported), and so is a ``<s> </s>`` bigram, which would make
-    G's start state final at no cost and favour empty output.
-
-    Writes ``lm.arpa``, ``G.pt``, ``HLG.pt`` and ``graph.yaml`` (sizes and
-    compile time).
+    ``text`` files to estimate an n-gram LM from, with ``order`` and
+    ``method``, a key of :data:`asr.lang.lm.LM_ESTIMATORS`) must be given;
+    see :func:`asr.lang.grammar.build_ngram`.  Writes ``lm.arpa``, ``G.pt``,
+    ``HLG.pt`` and ``graph.yaml``.
     """
-    from asr.config import save_config
-    from asr.lang import lm as lmlib
-    from asr.lang.fsa_io import save_fsa
-
-    lang = LangDir.load(lang_dir)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    vocab = lm_vocabulary(lang)
-    if arpa is not None:
-        model = lmlib.read_arpa(arpa)
-        model, dropped = lmlib.prune_to_vocab(model, vocab + ["<s>", "</s>", "<UNK>"])
-        if dropped:
-            log.warning("%s: dropped %d words not in the lexicon: %s", arpa, len(dropped), " ".join(sorted(dropped)[:20]))
-        if drop_bos_eos_bigram and model.order >= 2 and ("<s>", "</s>") in model.probs[1]:
-            log.warning("%s: dropping the '<s> </s>' bigram (it would let the decoder favour empty output)", arpa)
-            model = lmlib.drop_ngram(model, ("<s>", "</s>"))
-        source = str(arpa)
-    elif text_files:
-        words = set(vocab)
-        oovs = sum(
-            1 for f in text_files for line in Path(f).read_text(encoding="utf-8").splitlines()
-            for w in line.split()[1:] if w not in words and w not in ("<s>", "</s>")
-        )
-        model, oov_count = lmlib.train_lm_from_text(
-            [Path(f) for f in text_files], vocab, order, method, oov="<UNK>" if oovs else None
-        )
-        if oov_count:
-            log.warning("LM training text: %d OOV tokens mapped to <UNK>", oov_count)
-        source = f"{order}-gram {method} from {', '.join(map(str, text_files))}"
-    else:
-        raise LanguageModelError("compile-graph needs an ARPA file or training text")
-    lmlib.write_arpa(model, out_dir / "lm.arpa")
-    G = arpa_to_g(out_dir / "lm.arpa", lang.path / "words.txt")
-    t0 = time.perf_counter()
-    HLG = compile_hlg(lang, G)
-    elapsed = time.perf_counter() - t0
-    save_fsa(G, out_dir / "G.pt")
-    save_fsa(HLG, out_dir / "HLG.pt")
-    save_config(
-        {"lm": source, "order": model.order, "G": graph_size(G), "HLG": graph_size(HLG),
-         "compile_seconds": round(elapsed, 3), "lang_dir": str(lang.path)},
-        out_dir / "graph.yaml",
-    )
-    return HLG
+    config = NgramConfig(arpa, list(text_files) if text_files else None, order, method, drop_bos_eos_bigram)
+    return compile_graph_dir(lang_dir, out_dir, "ngram", config)

@@ -28,10 +28,10 @@ import re
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 from asr.errors import DataDirError, LanguageModelError
-from asr.fileio import PathLike, atomic_open, read_lines
+from asr.fileio import PathLike, atomic_write_text, read_lines
 
 log = logging.getLogger("asr.lang.lm")
 
@@ -260,6 +260,86 @@ def _group_by_history(counts: dict[Ngram, int]) -> dict[Ngram, list[tuple[str, i
     return groups
 
 
+# One smoothing method: (adjusted counts of one order) -> a function that splits
+# one history's successors ``[(word, count), ...]`` into the probabilities of the
+# listed words and gamma, the mass left for the lower order.
+HistorySplit = Callable[[list[tuple[str, int]]], tuple[dict[str, float], float]]
+
+
+@dataclass(frozen=True)
+class LmEstimator:
+    """A smoothing method for :func:`estimate_ngram` (an entry of :data:`LM_ESTIMATORS`).
+
+    Both registered methods are interpolated: for a history h with listed
+    successors w, ``P(w | h) = listed(w) + gamma(h) * P(w | h[1:])``.
+
+    Attributes:
+      name: The registry key (``--method`` of ``asr compile-graph``).
+      summary: One line for ``--help`` and the docs.
+      aliases: Other accepted spellings.
+      adjust_counts: Raw counts per order -> the counts the method smooths.
+      splitter: Adjusted counts of one order -> its :data:`HistorySplit`.
+    """
+
+    name: str
+    summary: str
+    aliases: tuple[str, ...]
+    adjust_counts: Callable[[list[Counter]], list[dict[Ngram, int]]]
+    splitter: Callable[[dict[Ngram, int]], HistorySplit]
+
+
+#: Smoothing methods by name; ``asr compile-graph --method`` offers these.
+LM_ESTIMATORS: dict[str, LmEstimator] = {}
+
+
+def register_estimator(estimator: LmEstimator) -> LmEstimator:
+    """Adds ``estimator`` to :data:`LM_ESTIMATORS` (one line per method)."""
+    LM_ESTIMATORS[estimator.name] = estimator
+    return estimator
+
+
+def get_estimator(method: str) -> LmEstimator:
+    """The estimator called ``method`` (or one of its aliases; ``_`` counts as ``-``).
+
+    Raises:
+      ValueError: if no estimator has that name.
+    """
+    key = method.lower().replace("_", "-")
+    for est in LM_ESTIMATORS.values():
+        if key == est.name or key in est.aliases:
+            return est
+    raise ValueError(f"unknown smoothing method '{method}' (use {' or '.join(LM_ESTIMATORS)})")
+
+
+def _kneser_ney_splitter(counts: dict[Ngram, int]) -> HistorySplit:
+    """Modified KN: ``listed(w) = (c - D(c)) / total``, ``gamma = sum_w D(c_w) / total``."""
+    disc = _kn_discounts(counts.values())
+
+    def split(succ: list[tuple[str, int]]) -> tuple[dict[str, float], float]:
+        total = sum(c for _, c in succ)
+        mass = sum(_discount(disc, c) for _, c in succ)  # left for lower orders
+        return {w: (c - _discount(disc, c)) / total for w, c in succ}, mass / total
+
+    return split
+
+
+def _witten_bell_split(succ: list[tuple[str, int]]) -> tuple[dict[str, float], float]:
+    """Witten-Bell: with T successor types, ``listed(w) = c / (total + T)``, ``gamma = T / (total + T)``."""
+    total = sum(c for _, c in succ)
+    mass = float(len(succ))  # one "new word" event per type
+    return {w: c / (total + mass) for w, c in succ}, mass / (total + mass)
+
+
+register_estimator(LmEstimator(
+    "kneser-ney", "interpolated modified Kneser-Ney (plain-KN and fixed-discount fallbacks for tiny data)",
+    ("kn", "modified-kneser-ney"), _kn_adjusted_counts, _kneser_ney_splitter,
+))
+register_estimator(LmEstimator(
+    "witten-bell", "interpolated Witten-Bell", ("wb",),
+    lambda raw: [dict(c) for c in raw], lambda counts: _witten_bell_split,
+))
+
+
 def estimate_ngram(
     sentences: list[list[str]], vocab: list[str], order: int, method: str = "kneser-ney"
 ) -> NgramLM:
@@ -272,9 +352,9 @@ def estimate_ngram(
         wanted). ``<s>`` and ``</s>`` are added; ``<eps>`` and ``#N`` are
         ignored. Every word gets a unigram probability > 0, seen or not.
       order: The n-gram order, >= 1 (1 to 4 are the tested ones).
-      method: ``"kneser-ney"`` (interpolated modified Kneser-Ney, with
-        plain-KN and fixed-discount fallbacks for tiny data) or
-        ``"witten-bell"`` (interpolated Witten-Bell).
+      method: A name or alias in :data:`LM_ESTIMATORS`: ``"kneser-ney"``
+        (interpolated modified Kneser-Ney, with plain-KN and fixed-discount
+        fallbacks for tiny data) or ``"witten-bell"`` (interpolated Witten-Bell).
 
     Returns:
       The model; every n-gram seen in training is listed, and the back-off
@@ -285,32 +365,17 @@ def estimate_ngram(
     """
     if order < 1:
         raise ValueError(f"n-gram order must be >= 1, got {order}")
-    method = method.lower().replace("_", "-")
-    if method in ("kn", "kneser-ney", "modified-kneser-ney"):
-        kneser_ney = True
-    elif method in ("wb", "witten-bell"):
-        kneser_ney = False
-    else:
-        raise ValueError(f"unknown smoothing method '{method}' (use kneser-ney or witten-bell)")
+    estimator = get_estimator(method)
     words = _clean_vocab(vocab)
-    raw = _count_ngrams(sentences, order, set(words))
-    counts = _kn_adjusted_counts(raw) if kneser_ney else [dict(c) for c in raw]
+    counts = estimator.adjust_counts(_count_ngrams(sentences, order, set(words)))
 
     lm = NgramLM(probs=[{} for _ in range(order)])
     predicted = [w for w in words if w != BOS]
     uniform = 1.0 / len(predicted)
     for n in range(1, order + 1):
-        disc = _kn_discounts(counts[n - 1].values()) if kneser_ney else None
+        split = estimator.splitter(counts[n - 1])
         for h, succ in _group_by_history(counts[n - 1]).items():
-            total = sum(c for _, c in succ)
-            if kneser_ney:
-                mass = sum(_discount(disc, c) for _, c in succ)  # left for lower orders
-                listed = {w: (c - _discount(disc, c)) / total for w, c in succ}
-            else:
-                mass = float(len(succ))  # Witten-Bell: one "new word" event per type
-                listed = {w: c / (total + mass) for w, c in succ}
-                total += mass
-            gamma = mass / total
+            listed, gamma = split(succ)
             for w, p in listed.items():
                 lower = uniform if n == 1 else _linear(ngram_logprob(lm, w, h[1:]))
                 lm.probs[n - 1][h + (w,)] = math.log10(p + gamma * lower)
@@ -385,26 +450,31 @@ def _fmt(x: float) -> str:
     return f"{max(x, LOG10_ZERO):.7f}"
 
 
-def write_arpa(lm: NgramLM, path: PathLike) -> None:
-    """Writes ``lm`` as a standard ARPA file, atomically.
+def arpa_text(lm: NgramLM) -> str:
+    """``lm`` as the text of a standard ARPA file.
 
     N-grams are written sorted (unigrams in the model's order); back-off
     weights are written for every n-gram below the top order that has one.
     """
-    with atomic_open(path, "w") as f:
-        f.write("\\data\\\n")
-        for n, c in enumerate(lm.counts(), 1):
-            f.write(f"ngram {n}={c}\n")
-        for n in range(1, lm.order + 1):
-            f.write(f"\n\\{n}-grams:\n")
-            bos = lm.backoffs[n - 1] if n < lm.order else {}
-            items = lm.probs[0].items() if n == 1 else sorted(lm.probs[n - 1].items())
-            for g, p in items:
-                line = f"{_fmt(p)}\t{' '.join(g)}"
-                if g in bos:
-                    line += f"\t{_fmt(bos[g])}"
-                f.write(line + "\n")
-        f.write("\n\\end\\\n")
+    out = ["\\data\\\n"]
+    for n, c in enumerate(lm.counts(), 1):
+        out.append(f"ngram {n}={c}\n")
+    for n in range(1, lm.order + 1):
+        out.append(f"\n\\{n}-grams:\n")
+        bos = lm.backoffs[n - 1] if n < lm.order else {}
+        items = lm.probs[0].items() if n == 1 else sorted(lm.probs[n - 1].items())
+        for g, p in items:
+            line = f"{_fmt(p)}\t{' '.join(g)}"
+            if g in bos:
+                line += f"\t{_fmt(bos[g])}"
+            out.append(line + "\n")
+    out.append("\n\\end\\\n")
+    return "".join(out)
+
+
+def write_arpa(lm: NgramLM, path: PathLike) -> None:
+    """Writes ``lm`` as a standard ARPA file (:func:`arpa_text`), atomically."""
+    atomic_write_text(path, arpa_text(lm))
 
 
 _COUNT_RE = re.compile(r"ngram\s+(\d+)\s*=\s*(\d+)")
