@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from asr.config import load_config
+from asr.data.audio import resample
 from asr.decoding.ctm import TimedWord
 from asr.decoding.decoder import Decoder
 from asr.decoding.search import SearchConfig
@@ -101,10 +102,7 @@ class Recognizer:
         if not isinstance(sample_rate, (int, np.integer)) or sample_rate <= 0:
             raise AudioError(f"array input: sample_rate must be a positive integer, got {sample_rate!r}")
         if sample_rate != self.sample_rate:
-            import torchaudio.functional as AF
-
-            log.warning("array input at %d Hz resampled to %d Hz", sample_rate, self.sample_rate)
-            wave = AF.resample(wave, sample_rate, self.sample_rate)
+            wave = resample(wave, int(sample_rate), self.sample_rate, "array input")
         return wave
 
     def transcribe(

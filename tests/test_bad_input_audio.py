@@ -81,6 +81,22 @@ def test_8khz_to_16khz_resampled_with_warning(tmp_path, caplog):
     assert any("resampling from 8000 Hz to 16000 Hz" in r.getMessage() for r in caplog.records)
 
 
+def test_absurd_header_rate_is_an_error_not_an_allocation(tmp_path):
+    """A corrupt header claiming 264 MHz once made resampling ask for gigabytes (found by fuzzing)."""
+    p = write_sphere(tmp_path / "fast.sph", tone(0.25, 16000), 264_242_161)
+    with pytest.raises(AudioError, match=r"fast\.sph: sample rate 264242161 Hz is outside 1000-384000 Hz"):
+        load_audio(p, 8000)
+
+
+def test_odd_rate_is_rounded_before_resampling(tmp_path, caplog):
+    """44101 Hz and 16000 Hz share no factor: resampled as 44100 Hz, with a warning, in bounded memory."""
+    p = write_wav(tmp_path / "odd.wav", tone(0.5, 44101), 44101)
+    with caplog.at_level(logging.WARNING, logger="asr"):
+        wave = load_audio(p, 16000)
+    assert abs(wave.numel() - 8000) <= 1
+    assert "odd.wav: 44101 Hz treated as 44100 Hz for resampling" in caplog.text
+
+
 def test_sphere_pcm_reads(tmp_path):
     p = write_sphere(tmp_path / "ok.sph", tone(0.25, 16000), 16000)
     assert load_audio(p, 16000).numel() == 4000

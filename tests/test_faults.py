@@ -1,7 +1,9 @@
 """Interrupted runs, full disks and parallel jobs.
 
-- ``asr train`` killed with SIGINT or SIGKILL after its first checkpoint:
-  ``--resume`` completes, and every checkpoint on disk loads.
+- ``asr train`` interrupted by SIGINT after a checkpoint and killed by
+  SIGKILL mid-epoch, at points the run itself triggers (``asr.faults``):
+  ``--resume`` completes with the weights of an uninterrupted run, and every
+  checkpoint on disk loads.
 - ``asr compute-feats`` killed and rerun: only unfinished jobs are redone and
   the features are identical; ``--nj 2`` equals ``--nj 1`` byte for byte.
 - A write failing with ENOSPC: the error names the path and the previous
@@ -13,7 +15,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import random
 import shutil
 import signal
 import subprocess
@@ -23,8 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from asr.errors import AsrError
+from asr.faults import FAULT_ENV
 from asr.fileio import atomic_torch_save, atomic_write_text, safe_torch_load
 from reliability_fixtures import (  # noqa: F401
     FBANK, REPO, assert_cli_error, make_data_dir, run_cli, tiny, yesno_wavs,
@@ -33,8 +36,11 @@ from reliability_fixtures import (  # noqa: F401
 PY = sys.executable
 
 
-def _asr_proc(*argv) -> subprocess.Popen:
+def _asr_proc(*argv, fault: str | None = None) -> subprocess.Popen:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env.pop(FAULT_ENV, None)
+    if fault:
+        env[FAULT_ENV] = fault
     # Own process group, so that a kill reaches the job's worker processes too (as a terminal's would).
     return subprocess.Popen([PY, "-m", "asr", *map(str, argv)], cwd=REPO, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -47,13 +53,14 @@ def _kill_group(proc: subprocess.Popen) -> None:
         pass
 
 
-def _wait_for(pred, proc: subprocess.Popen, timeout: float = 60.0) -> bool:
-    """Polls until ``pred()``; False if the process ended first."""
-    t0 = time.monotonic()
+def _wait_for(pred, proc: subprocess.Popen) -> bool:
+    """Polls until ``pred()``; False if the process ended first.
+
+    No deadline: the process ends by itself, however slow the machine is.
+    """
     while not pred():
         if proc.poll() is not None:
             return pred()
-        assert time.monotonic() - t0 < timeout, "timed out"
         time.sleep(0.02)
     return True
 
@@ -74,48 +81,63 @@ def _check_all_checkpoints_load(out: Path) -> list[int]:
     return epochs
 
 
-EPOCHS = 150
+EPOCHS = 6
 
 
-def test_training_killed_then_resumed(tmp_path, capsys, tiny):
+def _final_weights(out: Path) -> dict:
+    return safe_torch_load(out / "checkpoints" / f"epoch-{EPOCHS}.pt")["model"]
+
+
+def test_training_killed_then_resumed(tmp_path, tiny):
+    """SIGINT after checkpoint 2, SIGKILL in the middle of epoch 4, then --resume to the end.
+
+    The run signals itself at those points (``asr.faults``), so the outcome
+    is the same on a fast or a loaded machine.  The resumed run must end with
+    the weights of an uninterrupted one, bit for bit (same machine, one thread).
+    """
     conf = tmp_path / "train.yaml"
-    # Many short epochs, so that the kills land mid-run even on a fast machine.
     conf.write_text(tiny.train_conf.read_text().replace("epochs: 2", f"epochs: {EPOCHS}"))
-    out = tmp_path / "exp"
-    argv = ["train", "--config", conf, "--data", tiny.data, "--lang", tiny.lang, "--out", out]
-    rng = random.Random(1234)
 
-    # 1) SIGINT once the first checkpoint exists: a clean "interrupted", status 130.
-    proc = _asr_proc(*argv)
-    if _wait_for(lambda: _checkpoints(out), proc):
-        time.sleep(rng.uniform(0.0, 0.3))
-        proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    def argv(out):
+        return ["train", "--config", conf, "--data", tiny.data, "--lang", tiny.lang, "--out", out]
+
+    ref = tmp_path / "uninterrupted"
+    proc = _asr_proc(*argv(ref))
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
+    steps_per_epoch = int(safe_torch_load(ref / "checkpoints" / "epoch-1.pt")["step"])
+    assert steps_per_epoch >= 2, "the tiny data must give several steps an epoch to stop mid-epoch"
+
+    out = tmp_path / "exp"
+    # 1) SIGINT right after checkpoint 2: a clean "interrupted", status 130.
+    proc = _asr_proc(*argv(out), fault="checkpoint:2:SIGINT")
+    _, err = proc.communicate()
     assert proc.returncode == 130, err
     assert "asr train: interrupted" in err and "Traceback" not in err
-    first = _check_all_checkpoints_load(out)
-    assert first
+    assert _check_all_checkpoints_load(out) == [1, 2]
 
-    # 2) --resume, then SIGKILL after it has written a further checkpoint.
-    proc = _asr_proc(*argv, "--resume")
-    if _wait_for(lambda: len(_checkpoints(out)) > len(first), proc):
-        time.sleep(rng.uniform(0.0, 0.3))
-        _kill_group(proc)
-    proc.communicate(timeout=60)
-    second = _check_all_checkpoints_load(out)
-    assert len(second) > len(first) and second == list(range(1, len(second) + 1))
+    # 2) --resume, SIGKILL after the first step of epoch 4: checkpoint 3 is complete, 4 never started.
+    proc = _asr_proc(*argv(out), "--resume", fault=f"step:{3 * steps_per_epoch + 1}:SIGKILL")
+    _, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, err
+    assert _check_all_checkpoints_load(out) == [1, 2, 3]
+    # What a kill during a checkpoint write leaves: a temporary, never taken for a checkpoint.
+    (out / "checkpoints" / ".epoch-4.pt.abc123.tmp").write_bytes(b"half a checkpoint")
 
-    # 3) --resume finishes the run (in process).
-    rc, _, err = run_cli(capsys, *argv, "--resume")
-    assert rc == 0, err
+    # 3) --resume finishes the run.
+    proc = _asr_proc(*argv(out), "--resume")
+    _, err = proc.communicate()
+    assert proc.returncode == 0, err
     log = (out / "train.log").read_text()
-    assert f"resumed from {out / 'checkpoints'}" in log
+    assert f"resumed from {out / 'checkpoints' / 'epoch-2.pt'}" in log
+    assert f"resumed from {out / 'checkpoints' / 'epoch-3.pt'}" in log
     assert _check_all_checkpoints_load(out) == list(range(1, EPOCHS + 1))
     from asr.model_dir import ModelDir
 
     ModelDir.load(out)
-    # Leftover temporaries (from SIGKILL) are never taken for checkpoints.
-    assert all(not p.name.startswith(".") for p in _checkpoints(out))
+    resumed, uninterrupted = _final_weights(out), _final_weights(ref)
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
 
 
 # ---------------------------------------------------------------------------
@@ -181,10 +203,11 @@ def test_feature_extraction_killed_then_rerun(tmp_path, capsys, feats_nj1):
     data = make_data_dir(tmp_path / "data", yesno_wavs(6))
     fbank = tmp_path / "fbank"
     proc = _asr_proc("compute-feats", data, fbank, "--config", FBANK, "--nj", "2")
-    _wait_for(lambda: any(fbank.glob("*.done.json")) or any(fbank.glob(".*.tmp")), proc)
-    time.sleep(random.Random(7).uniform(0.0, 0.2))
+    # Killed once the first job's done marker appears, or not at all if the run ends first: the
+    # other job may be anywhere (not started, mid-ark, done), and what follows holds in every case.
+    _wait_for(lambda: any(fbank.glob("*.done.json")), proc)
     _kill_group(proc)
-    proc.communicate(timeout=60)
+    proc.communicate()
     # Whatever it left: no feats.scp that points at missing arks.
     if (data / "feats.scp").exists():
         _features(data)

@@ -9,6 +9,7 @@ refused.
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +41,40 @@ def _check_path(path: PathLike) -> Path:
 def _first_line(e: Exception) -> str:
     msg = str(e).strip()
     return msg.splitlines()[0][:200] if msg else type(e).__name__
+
+
+#: Input sample rates accepted, in Hz: below or above these a header is taken for corrupt.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+#: Largest polyphase kernel (output phases x input taps, float32) resampling may build.
+#: torchaudio's kernel has (new / g) x (orig / g) entries for g = gcd(orig, new), so
+#: an odd rate such as 44101 Hz would need gigabytes.
+MAX_RESAMPLE_KERNEL = 10_000_000
+#: Odd rates are rounded to a multiple of this many Hz (a pitch change under 0.1%).
+RATE_ROUNDING_HZ = 50
+
+
+def resample(wave: "torch.Tensor", rate: int, sample_rate: int, name: str) -> "torch.Tensor":
+    """Resamples 1-D audio from ``rate`` to ``sample_rate`` Hz with a warning naming ``name``.
+
+    A rate whose ratio to ``sample_rate`` reduces to large integers is first
+    rounded to a multiple of :data:`RATE_ROUNDING_HZ`, with a warning, so the
+    kernel stays under :data:`MAX_RESAMPLE_KERNEL` entries.
+
+    Raises:
+      AudioError: if ``rate`` is outside ``MIN_SAMPLE_RATE..MAX_SAMPLE_RATE``.
+    """
+    import torchaudio.functional as AF
+
+    if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+        raise AudioError(f"{name}: sample rate {rate} Hz is outside {MIN_SAMPLE_RATE}-{MAX_SAMPLE_RATE} Hz")
+    g = math.gcd(rate, sample_rate)
+    if (rate // g) * (sample_rate // g) > MAX_RESAMPLE_KERNEL:
+        rounded = max(RATE_ROUNDING_HZ, round(rate / RATE_ROUNDING_HZ) * RATE_ROUNDING_HZ)
+        log.warning("%s: %d Hz treated as %d Hz for resampling", name, rate, rounded)
+        rate, g = rounded, math.gcd(rounded, sample_rate)
+    log.warning("%s: resampling from %d Hz to %d Hz", name, rate, sample_rate)
+    return AF.resample(wave, rate // g, sample_rate // g)
 
 
 def audio_info(path: PathLike) -> sf._SoundFileInfo:
@@ -121,10 +156,7 @@ def load_audio(
 
     wave = torch.from_numpy(np.ascontiguousarray(data.mean(axis=1, dtype=np.float32)))
     if rate != sample_rate:
-        import torchaudio.functional as AF
-
-        log.warning("%s: resampling from %d Hz to %d Hz", p, rate, sample_rate)
-        wave = AF.resample(wave, rate, sample_rate)
+        wave = resample(wave, rate, sample_rate, str(p))
     peak = float(wave.abs().max())
     if peak > 1.0:
         # Float WAVs may exceed full scale and resampling can overshoot a bit.

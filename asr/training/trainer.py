@@ -28,6 +28,7 @@ from tqdm import tqdm
 
 from asr.config import require, save_config
 from asr.errors import ConfigError
+from asr.faults import fault_point
 from asr.fileio import atomic_torch_save, safe_torch_load
 from asr.lang.lang_dir import LangDir
 from asr.model_dir import copy_graph, copy_lang, save_model_dir
@@ -254,6 +255,7 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.step += 1
+                fault_point("step", self.step)
                 tot_loss += float(out.loss.detach())
                 tot_frames += out.frames
                 for k, v in out.stats.items():
@@ -287,7 +289,7 @@ class Trainer:
                 for k, v in valid.items():
                     self.writer.add_scalar(f"epoch/valid_{k}", v, epoch)
             self.save_checkpoint(epoch)
-            self.last_valid = valid
+            fault_point("checkpoint", epoch)
         if self.writer:
             self.writer.close()
 

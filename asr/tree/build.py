@@ -41,7 +41,7 @@ from asr.tree.questions import (
 from asr.tree.stats import TreeStats
 from asr.tree.tree import PDF_CLASS_KEY, Root, Tree, TreeError
 
-log = logging.getLogger("asr.tree")
+log = logging.getLogger(__name__)
 
 
 def make_roots(lang: LangDir, share_positions: bool, share_pdf_classes: bool) -> list[tuple[list[int], list[int]]]:

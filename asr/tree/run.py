@@ -14,7 +14,7 @@ from asr.tree.questions import read_extra_questions
 from asr.tree.stats import accumulate_tree_stats
 from asr.tree.tree import TREE_FILE, Tree
 
-log = logging.getLogger("asr.tree")
+log = logging.getLogger(__name__)
 
 #: The questions used, one phone set per line (usable as an extra-questions file).
 QUESTIONS_FILE = "questions.txt"

@@ -36,7 +36,7 @@ from asr.lang.topology import Topology
 from asr.training.align import read_alignments
 from asr.tree.gaussian import frame_stats
 
-log = logging.getLogger("asr.tree")
+log = logging.getLogger(__name__)
 
 #: Phone id of positions outside the utterance (``<eps>``, Kaldi's 0).
 BOUNDARY = 0
