@@ -23,6 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--device", help="cpu or cuda (overrides the config)")
     p.add_argument("--epochs", type=int, help="number of epochs (overrides the config)")
+    p.add_argument("--seed", type=int, help="training seed: initial weights, batch order, dropout, SpecAugment "
+                   "(overrides the config; the held-out speakers follow valid_seed, not this)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (overrides the config's 'threads'; "
+                   "default: torch's, one per core). Results are bit-identical only at the same thread count")
     p.set_defaults(func=run)
 
 
@@ -34,6 +38,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["device"] = args.device
     if args.epochs:
         overrides["epochs"] = args.epochs
+    if args.seed is not None:
+        overrides["seed"] = args.seed
+    if args.threads is not None:
+        overrides["threads"] = args.threads
     train(args.config, args.data, args.lang, args.out, args.ali_dir, args.graph_dir, args.init_model_dir,
           args.resume, overrides)
     return 0

@@ -26,6 +26,20 @@ log = logging.getLogger("asr.training.run")
 CRITERIA = ("flat-start", "ce", "lfmmi", "mmi")
 
 
+def set_threads(threads: int | None) -> None:
+    """Sets torch's intra-op thread count when the config asks for one.
+
+    The thread count is part of the arithmetic: reductions split across
+    threads round differently, so only runs at the same count (on the same
+    CPU model) give bit-identical weights.
+    """
+    if threads is None:
+        return
+    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
+        raise ConfigError(f"train config: 'threads' must be a positive integer, got {threads!r}")
+    torch.set_num_threads(threads)
+
+
 def add_file_log(out_dir: Path) -> logging.Handler:
     """Mirrors the ``asr`` log into ``out_dir/train.log`` (rank 0 only under DDP)."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -102,6 +116,7 @@ def train(
     """
     cfg = load_config(config)
     cfg.update(overrides or {})
+    set_threads(cfg.get("threads"))
     out_dir = Path(out_dir)
     handler = add_file_log(out_dir)
     try:

@@ -16,12 +16,17 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
+systems="ce mmi"  # systems to train and decode besides CE: mmi (stage 7), lfmmi (stage 8, opt-in)
+seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
-          validation-tuned weight), 10 test-set alignment."
+          validation-tuned weight) and results.tsv, 10 test-set alignment.
+  --systems picks the systems beside CE (default 'ce mmi'; flat-start LF-MMI is
+  opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
+  seed S's exp/<name>_seedS. The held-out speakers are the same for every seed."
 . "$root/tools/recipe_setup.sh"
 conf="$root/conf/an4"
 
@@ -48,51 +53,75 @@ if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log 4 "flat start (maximum likelihood, no alignments) and alignment of the training data"
   $asr train --config "$conf/flat_start.yaml" --data data/train --lang data/lang --out exp/flat
 fi
-pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/$model; else echo exp/${model}_pass$1; fi; }
+seed_list="${seeds//,/ }"
+sfx() { if [ "$1" -eq 0 ]; then echo ""; else echo "_seed$1"; fi; }
+pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/$model$(sfx $2); else echo exp/${model}_pass$1$(sfx $2); fi; }
 if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  log 5 "cross-entropy pass 1 ($model) on the flat-start alignments"
-  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(pass_dir 1)" \
-    --ali-dir exp/flat/ali --graph-dir data/lang_tg
-fi
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  for p in $(seq 2 $passes); do
-    prev="$(pass_dir $((p - 1)))"
-    log 6 "realignment with $prev, then cross-entropy pass $p"
-    $asr align --model-dir "$prev" data/train "$prev/ali"
-    $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out "$(pass_dir $p)" \
-      --ali-dir "$prev/ali" --init-model-dir "$prev" --graph-dir data/lang_tg
+  for s in $seed_list; do
+    log 5 "cross-entropy pass 1 ($model, seed $s) on the flat-start alignments"
+    $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(pass_dir 1 $s)" \
+      --ali-dir exp/flat/ali --graph-dir data/lang_tg --seed $s
   done
 fi
-if [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  log 7 "MMI fine-tuning of exp/$model on its own alignments (denominator: H o phone bigram)"
-  $asr align --model-dir exp/$model data/train exp/$model/ali
-  $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi \
-    --ali-dir exp/$model/ali --init-model-dir exp/$model --graph-dir data/lang_tg
+if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
+  for s in $seed_list; do
+    for p in $(seq 2 $passes); do
+      prev="$(pass_dir $((p - 1)) $s)"
+      log 6 "realignment with $prev, then cross-entropy pass $p (seed $s)"
+      $asr align --model-dir "$prev" data/train "$prev/ali"
+      $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out "$(pass_dir $p $s)" \
+        --ali-dir "$prev/ali" --init-model-dir "$prev" --graph-dir data/lang_tg --seed $s
+    done
+  done
 fi
-if [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log 8 "flat-start LF-MMI: no alignments, no CE model (denominator: H o phone trigram from the transcripts)"
-  $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi --graph-dir data/lang_tg
+has() { case " $systems " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+if has mmi && [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
+  for s in $seed_list; do
+    ce=exp/$model$(sfx $s)
+    log 7 "MMI fine-tuning of $ce on its own alignments (denominator: H o phone bigram)"
+    $asr align --model-dir $ce data/train $ce/ali
+    $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi$(sfx $s) \
+      --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s
+  done
 fi
-decode_conf() { if [ "$1" = lfmmi ]; then echo "$conf/decode_lfmmi.yaml"; else echo "$conf/decode.yaml"; fi; }
+if has lfmmi && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  for s in $seed_list; do
+    log 8 "flat-start LF-MMI (seed $s): no alignments, no CE model (denominator: H o phone trigram from the transcripts)"
+    $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi$(sfx $s) \
+      --graph-dir data/lang_tg --seed $s
+  done
+fi
+decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
+# results.tsv system names: <model>_<criterion>_<units>
+systems() {
+  for s in $seed_list; do
+    echo "${model}_ce_mono:$s:exp/$model$(sfx $s)"
+    if has mmi; then echo "${model}_mmi_mono:$s:exp/${model}_mmi$(sfx $s)"; fi
+    if has lfmmi; then echo "tdnn_lfmmi_mono:$s:exp/lfmmi$(sfx $s)"; fi
+  done
+}
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log 9 "decoding: held-out training speakers (to tune the LM weight) and the test set"
+  first_seed="${seed_list%% *}"
   rm -rf data/valid
-  $py "$here/local/subset_data_dir.py" data/train exp/$model/valid_utts.txt data/valid
+  $py "$here/local/subset_data_dir.py" data/train exp/$model$(sfx $first_seed)/valid_utts.txt data/valid
   $asr compute-feats data/valid fbank --config fbank.yaml --nj 1 --cmvn per-utterance
   # The held-out speakers' sentences are in the training text: tune on graphs
   # whose LMs never saw them, as the test set's never saw its own.
   mkdir -p data/local
-  awk 'NR == FNR { held[$1]; next } !($1 in held)' exp/$model/valid_utts.txt data/train/text > data/local/text_minus_valid
+  awk 'NR == FNR { held[$1]; next } !($1 in held)' exp/$model$(sfx $first_seed)/valid_utts.txt data/train/text \
+    > data/local/text_minus_valid
   $asr compile-graph data/lang data/lang_tg_tune --text data/local/text_minus_valid --order 3
   $asr compile-graph data/lang data/lang_bg_tune --text data/local/text_minus_valid --order 2
   tune_graph() { if [ "$1" = ug ]; then echo data/lang_ug; else echo data/lang_${1}_tune; fi; }
-  for m in $model ${model}_mmi lfmmi; do
+  for spec in $(systems); do
+    m="${spec#*:*:}"
     for lm in tg bg ug; do
       for set in valid test; do
         graph=data/lang_$lm; [ $set = valid ] && graph=$(tune_graph $lm)
-        rm -rf exp/$m/decode_${set}_$lm
-        $asr decode --model-dir exp/$m --graph-dir $graph data/$set exp/$m/decode_${set}_$lm \
-          --config "$(decode_conf $m)" --nj $nj --sweep >&2
+        rm -rf $m/decode_${set}_$lm
+        $asr decode --model-dir $m --graph-dir $graph data/$set $m/decode_${set}_$lm \
+          --config "$(decode_conf "$(basename $m)")" --nj $nj --sweep >&2
       done
     done
   done
@@ -102,13 +131,8 @@ if [ $stage -le 10 ] && [ $stop_stage -ge 10 ]; then
   $asr align --model-dir exp/$model data/test exp/$model/ali_test
 fi
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
-  for m in $model ${model}_mmi lfmmi; do
-    for lm in ug bg tg; do
-      d=exp/$m/decode_test_$lm
-      tuned=$(basename "$(awk '{print $NF}' exp/$m/decode_valid_$lm/scoring/best_wer)")
-      echo "$m $lm  decode config:  $(head -1 $d/wer)"
-      echo "$m $lm  weight tuned on valid ($tuned):  $(head -1 $d/scoring/$tuned)"
-      echo "$m $lm  best weight on test (as Kaldi reports):  $(sed 's/ [^ ]*$//' $d/scoring/best_wer) ($(basename "$(awk '{print $NF}' $d/scoring/best_wer)"))"
-    done
-  done
+  # One row per system, LM and seed: test WER at the decode config, at the
+  # weight tuned on the held-out speakers, and at the best weight on test.
+  $py "$here/local/write_results.py" results.tsv $(systems)
+  column -t results.tsv
 fi
