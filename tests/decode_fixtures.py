@@ -61,7 +61,7 @@ class RecipeRun:
         return self.workdir / "data" / "test"
 
 
-def run_recipe(workdir: Path, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+def run_recipe(workdir: Path, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Runs the yesno recipe with extra arguments; output captured as text."""
     return subprocess.run(
         [str(RUN_SH), "--workdir", str(workdir), *args], capture_output=True, text=True, timeout=timeout, cwd=REPO

@@ -24,7 +24,7 @@ def test_quick_decode_and_features(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--quick", "--only", "decode,features", "--repeats", "1",
          "--workdir", str(YESNO), "--out", str(out), "--write-results", str(md)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads(out.read_text())

@@ -19,7 +19,7 @@ def test_torchrun_two_processes(tiny, tmp_path):  # noqa: F811
         "--lang", str(tiny.lang), "--out", str(out), "--graph-dir", str(tiny.graph),
     ]
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=1800, env=env)
     assert proc.returncode == 0, proc.stderr[-3000:]
     # Both ranks trained (each logs its epochs to the console) ...
     assert proc.stderr.count("epoch 2:") == 2, proc.stderr[-3000:]

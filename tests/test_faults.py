@@ -42,8 +42,15 @@ def _asr_proc(*argv, fault: str | None = None) -> subprocess.Popen:
     if fault:
         env[FAULT_ENV] = fault
     # Own process group, so that a kill reaches the job's worker processes too (as a terminal's would).
+    # SIGINT back to its default: a suite started as a background job (`cmd &` in a script) inherits
+    # SIGINT ignored, and Python then never turns it into KeyboardInterrupt.
     return subprocess.Popen([PY, "-m", "asr", *map(str, argv)], cwd=REPO, env=env, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                            preexec_fn=_default_sigint, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

@@ -47,7 +47,7 @@ def odd_files(test_files, tmp_path_factory):
 
 
 def transcribe_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(ASR), "transcribe", *args], capture_output=True, text=True, timeout=300, cwd=REPO)
+    return subprocess.run([str(ASR), "transcribe", *args], capture_output=True, text=True, timeout=1800, cwd=REPO)
 
 
 def test_cli_matches_recipe_and_handles_bad_and_converted_inputs(yesno, test_files, odd_files):

@@ -41,7 +41,7 @@ print([type(f).__name__ for f in sys.meta_path if "editable" in type(f).__module
 """
 
 
-def _run(argv: list[str | Path], cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
+def _run(argv: list[str | Path], cwd: Path, timeout: float = 1800) -> subprocess.CompletedProcess:
     """Runs a command with no PYTHONPATH, so that nothing points back into the checkout."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     env.setdefault("OMP_NUM_THREADS", "1")

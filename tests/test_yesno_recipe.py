@@ -65,7 +65,7 @@ def test_corpus_at_another_path_and_stop_stage(tmp_path):
     corpus = (tmp_path / "my corpus").resolve()  # a space in the path, too
     shutil.copytree(YESNO_CORPUS, corpus)
     work = tmp_path / "work"
-    proc = run_recipe(work, "--corpus", str(corpus), "--stop-stage", "0", timeout=120)
+    proc = run_recipe(work, "--corpus", str(corpus), "--stop-stage", "0", timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     wav = read_table(work / "data" / "test" / "wav.scp")
     assert len(wav) == 30
@@ -75,7 +75,7 @@ def test_corpus_at_another_path_and_stop_stage(tmp_path):
 
 
 def test_missing_corpus_is_a_clear_error(tmp_path):
-    proc = run_recipe(tmp_path / "work", "--corpus", str(tmp_path / "nowhere"), timeout=120)
+    proc = run_recipe(tmp_path / "work", "--corpus", str(tmp_path / "nowhere"), timeout=900)
     assert proc.returncode != 0
     assert "corpus dir not found" in proc.stderr
     assert "Traceback" not in proc.stderr
