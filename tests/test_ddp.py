@@ -13,8 +13,9 @@ from reliability_fixtures import tiny  # noqa: F401
 
 def test_torchrun_two_processes(tiny, tmp_path):  # noqa: F811
     out = tmp_path / "ddp"
+    # --standalone: the rendezvous takes a free port, so two suites on one machine don't collide.
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29531",
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         "-m", "asr", "train", "--config", str(tiny.train_conf), "--data", str(tiny.data),
         "--lang", str(tiny.lang), "--out", str(out), "--graph-dir", str(tiny.graph),
     ]
