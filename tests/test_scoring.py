@@ -86,7 +86,7 @@ def test_alignment_lines_and_speakers():
     assert speaker_of("spk1-u1") == "spk1" and speaker_of("solo") == "solo"
     assert speaker_of("x", {"x": "bob"}) == "bob"
     details = format_details(r)
-    table = details.split("\n\n")[-1].splitlines()
+    table = details.split("\n\n")[1].splitlines()  # alignments, speakers, substitutions, word errors
     assert table[0].split()[0] == "SPEAKER"
     assert [row.split()[0] for row in table[1:]] == ["spk1", "spk2", "SUM"]
     assert table[2].split()[-2:] == ["0.00", "0.00"]

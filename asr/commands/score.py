@@ -15,7 +15,11 @@ Output: the Kaldi summary lines
   %SER 30.00 [ 39 / 130 ]
 and, with --details, a blank line, per-utterance alignments (ref/hyp/op lines,
 *** for a missing word, op C=correct S=substitution I=insertion D=deletion,
-"#csid" counts) and a per-speaker table.
+"#csid" counts), a per-speaker table, the most frequent substitution pairs
+(REF HYP COUNT) and the words with the most errors (REF = occurrences in the
+reference, CORR, SUB and DEL of those, INS = times the word was inserted,
+ERR = SUB + DEL + INS), as sclite's summary. --top N sets how many pairs and
+words are listed (0: all).
 
 Reference utterances missing from HYP count as all deletions; HYP utterances
 not in REF are ignored. Both are warned about.
@@ -37,7 +41,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("ref", metavar="REF", help="reference Kaldi text file")
     p.add_argument("hyp", metavar="HYP", help="hypothesis Kaldi text file")
     p.add_argument("--details", action="store_true",
-                   help="also print per-utterance alignments and per-speaker error rates")
+                   help="also print per-utterance alignments, per-speaker error rates, the most frequent "
+                        "substitutions and per-word error counts")
+    p.add_argument("--top", type=int, default=20, metavar="N",
+                   help="substitution pairs and words listed by --details (default 20; 0: all)")
     p.add_argument("--utt2spk", metavar="FILE",
                    help="utterance-to-speaker map for --details (default: the utterance id up to its first '-')")
     p.add_argument("--normalize", choices=("upper", "lower"), default=None,
@@ -53,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
     from asr.fileio import read_table
     from asr.scoring.wer import format_details, format_wer, normalize_text, read_text, score
 
+    if args.top < 0:
+        raise DataDirError(f"--top must be >= 0, got {args.top}")
     remove = [t for t in (s.strip() for s in args.remove_tokens.split(",")) if t]
     ref = {u: normalize_text(w, args.normalize, remove) for u, w in read_text(args.ref).items()}
     hyp = {u: normalize_text(w, args.normalize, remove) for u, w in read_text(args.hyp).items()}
@@ -65,5 +74,5 @@ def run(args: argparse.Namespace) -> int:
     print(format_wer(result))
     if args.details:
         print()
-        print(format_details(result, utt2spk))
+        print(format_details(result, utt2spk, args.top or None))
     return 0

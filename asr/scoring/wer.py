@@ -235,13 +235,105 @@ def format_speakers(result: ScoreResult, utt2spk: Mapping[str, str] | None = Non
     ]
 
 
-def format_details(result: ScoreResult, utt2spk: Mapping[str, str] | None = None) -> str:
-    """Per-utterance alignments, then the per-speaker table (no trailing newline)."""
+@dataclass
+class WordErrors:
+    """One word's errors over a test set, as sclite's per-word summary.
+
+    Attributes:
+      ref: Occurrences in the reference.
+      correct: Reference occurrences recognized as themselves.
+      subs: Reference occurrences recognized as another word.
+      dels: Reference occurrences deleted.
+      ins: Times the word was inserted (a hypothesis word with no reference word).
+    """
+
+    ref: int = 0
+    correct: int = 0
+    subs: int = 0
+    dels: int = 0
+    ins: int = 0
+
+    @property
+    def errors(self) -> int:
+        """Substitutions, deletions and insertions of the word."""
+        return self.subs + self.dels + self.ins
+
+
+def substitution_pairs(result: ScoreResult) -> list[tuple[str, str, int]]:
+    """``(ref_word, hyp_word, count)`` of every substitution, most frequent first
+    (ties in C order of ref, then hyp)."""
+    counts: dict[tuple[str, str], int] = defaultdict(int)
+    for u in result.utts.values():
+        for r, h in u.alignment:
+            if r is not None and h is not None and r != h:
+                counts[(r, h)] += 1
+    return sorted(((r, h, n) for (r, h), n in counts.items()),
+                  key=lambda t: (-t[2], t[0].encode("utf-8"), t[1].encode("utf-8")))
+
+
+def word_errors(result: ScoreResult) -> dict[str, WordErrors]:
+    """Per-word counts: substitutions and deletions by reference word,
+    insertions by the inserted word (from the alignments)."""
+    per: dict[str, WordErrors] = defaultdict(WordErrors)
+    for u in result.utts.values():
+        for r, h in u.alignment:
+            if r is None:
+                per[h].ins += 1
+                continue
+            w = per[r]
+            w.ref += 1
+            if h is None:
+                w.dels += 1
+            elif h == r:
+                w.correct += 1
+            else:
+                w.subs += 1
+    return dict(per)
+
+
+def _columns(rows: list[tuple], left: int = 1) -> list[str]:
+    """Rows as aligned text: the first ``left`` columns left-justified, the rest right."""
+    widths = [max(len(str(r[k])) for r in rows) for k in range(len(rows[0]))]
+    return ["  ".join(str(c).ljust(w) if k < left else str(c).rjust(w) for k, (c, w) in enumerate(zip(r, widths)))
+            .rstrip() for r in rows]
+
+
+def format_substitutions(result: ScoreResult, top: int | None = None) -> list[str]:
+    """The most frequent substitution pairs (``top`` of them; all if ``None``)."""
+    pairs = substitution_pairs(result)
+    shown = pairs if top is None else pairs[:top]
+    title = f"SUBSTITUTIONS: {len(shown)} most frequent of {len(pairs)} pairs ({result.subs} in all)"
+    if not shown:
+        return [title]
+    return [title] + _columns([("REF", "HYP", "COUNT")] + [(r, h, n) for r, h, n in shown], left=2)
+
+
+def format_word_errors(result: ScoreResult, top: int | None = None) -> list[str]:
+    """Words with errors, most errors first (``top`` of them; all if ``None``):
+    reference count, correct, substituted, deleted, inserted, errors."""
+    per = word_errors(result)
+    ranked = sorted((w for w in per if per[w].errors), key=lambda w: (-per[w].errors, w.encode("utf-8")))
+    shown = ranked if top is None else ranked[:top]
+    title = f"WORD ERRORS: {len(shown)} of the {len(ranked)} words with errors (SUB, DEL by reference word; INS by inserted word)"
+    if not shown:
+        return [title]
+    rows = [("WORD", "REF", "CORR", "SUB", "DEL", "INS", "ERR")]
+    rows += [(w, per[w].ref, per[w].correct, per[w].subs, per[w].dels, per[w].ins, per[w].errors) for w in shown]
+    return [title] + _columns(rows)
+
+
+def format_details(result: ScoreResult, utt2spk: Mapping[str, str] | None = None, top: int | None = 20) -> str:
+    """Per-utterance alignments, the per-speaker table, the most frequent
+    substitution pairs and the per-word error counts (no trailing newline)."""
     lines: list[str] = []
     for u in result.utts.values():
         lines.extend(format_alignment(u))
     lines.append("")
     lines.extend(format_speakers(result, utt2spk))
+    lines.append("")
+    lines.extend(format_substitutions(result, top))
+    lines.append("")
+    lines.extend(format_word_errors(result, top))
     return "\n".join(lines)
 
 
