@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from asr.config import load_config
+from asr.config import load_config, resolve_config
 from asr.data.audio import resample
 from asr.decoding.ctm import TimedWord
 from asr.decoding.decoder import Decoder
-from asr.decoding.search import SearchConfig
+from asr.decoding.search import decode_config
 from asr.errors import AudioError
 from asr.features.cmvn import apply_cmvn, cmvn_stats
 from asr.features.extract import compute_utterance_features
@@ -61,11 +61,8 @@ class Recognizer:
         device: str = "cpu",
     ) -> "Recognizer":
         """Loads a model dir (and its ``graph/HLG.pt``, or ``graph_dir``'s)."""
-        cfg = load_config(config)
-        decoder = Decoder.from_model_dir(
-            model_dir, SearchConfig.from_dict(cfg["search"]), graph_dir, bool(cfg.get("use_priors", True)), device,
-            float(cfg.get("prior_scale", 1.0)),
-        )
+        cfg = decode_config(load_config(config), str(resolve_config(config)))
+        decoder = Decoder.from_model_dir(model_dir, cfg.search, graph_dir, cfg.use_priors, device, cfg.prior_scale)
         return cls(decoder)
 
     def features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:

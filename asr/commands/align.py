@@ -26,9 +26,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.config import load_config
+    from asr.config import load_typed_config
     from asr.training.align import align_data_dir
+    from asr.training.config import AlignConfig
 
-    cfg = load_config(args.config)
-    align_data_dir(args.model_dir, args.data_dir, args.out_dir, int(cfg["max_frames"]), float(cfg["output_beam"]), args.lang)
+    cfg = load_typed_config(args.config, AlignConfig)
+    align_data_dir(args.model_dir, args.data_dir, args.out_dir, cfg.max_frames, cfg.output_beam, args.lang)
     return 0

@@ -26,13 +26,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Runs feature extraction; errors are AsrError subclasses printed by the CLI."""
-    from asr.config import load_config
+    from asr.config import load_config, resolve_config
     from asr.errors import ConfigError
-    from asr.features.extract import compute_features
+    from asr.features.extract import compute_features, validate_feature_config
 
     if args.nj < 1:
         raise ConfigError(f"--nj must be at least 1, got {args.nj}")
     cfg = load_config(args.config)
+    validate_feature_config(cfg, str(resolve_config(args.config)))  # errors name the file
     for data_dir in args.data_dirs:
         print(compute_features(data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn))
     return 0

@@ -40,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from asr.decoding.rescore import prepare_rescoring_g
     from asr.scoring.wer import format_wer, read_text, score
 
+    from asr.config import resolve_config
+    from asr.decoding.search import decode_config
+
     cfg = load_config(args.config)
+    typed = decode_config(cfg, str(resolve_config(args.config)))  # checks keys and types; defaults filled in
     out = Path(args.out_dir)
     text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, args.threads_per_job)
     dd = DataDir.load(args.data_dir, require_text=False)
@@ -49,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
     ref = dd.path / "text"
     if args.rescore_graph_dir:
         G_path = Path(args.rescore_graph_dir) / "G.pt"
-        acoustic_scale = float(cfg["search"]["acoustic_scale"])
+        acoustic_scale = typed.search.acoustic_scale
         rescore_text(out, nj, words, G_path, acoustic_scale, out / "text_rescored")
         text = out / "text_rescored"
     if not ref.is_file():
@@ -59,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     atomic_write_text(out / "wer", lines + "\n")
     if args.sweep:
         G = prepare_rescoring_g(load_fsa(Path(args.rescore_graph_dir) / "G.pt"), words) if args.rescore_graph_dir else None
-        best, _ = sweep(out, nj, ref, words, cfg["sweep"]["lm_weights"], cfg["sweep"]["word_penalties"], G)
+        best, _ = sweep(out, nj, ref, words, typed.sweep.lm_weights, typed.sweep.word_penalties, G)
         print(f"best over the sweep: {best}")
     print(lines)
     return 0

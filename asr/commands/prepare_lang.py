@@ -26,9 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from asr.config import load_config
-    from asr.lang.lang_dir import prepare_lang
+    from asr.config import load_config, parse_config, resolve_config
+    from asr.lang.lang_dir import LangConfig, prepare_lang
 
-    lang = prepare_lang(args.lexicon, args.lang_dir, load_config(args.config), args.text)
+    cfg = load_config(args.config)
+    parse_config(LangConfig, cfg, str(resolve_config(args.config)))  # errors name the file and key
+    lang = prepare_lang(args.lexicon, args.lang_dir, cfg, args.text)
     print(f"{lang.path}: {len(lang.words)} words, {len(lang.hmm_phones)} phones, {lang.num_pdfs} pdfs")
     return 0

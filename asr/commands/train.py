@@ -1,4 +1,4 @@
-"""``asr train``: train an acoustic model (flat start or cross-entropy)."""
+"""``asr train``: train an acoustic model with one of the registered criteria."""
 
 from __future__ import annotations
 
@@ -6,18 +6,19 @@ import argparse
 
 
 def register(sub: argparse._SubParsersAction) -> None:
+    from asr.training.registry import criteria_help
+
     p = sub.add_parser(
         "train",
         help="train an acoustic model",
-        description="Train an acoustic model. The criterion comes from the config: 'flat-start' (maximum "
-        "likelihood over the transcript's HMM state paths, no alignments needed) or 'ce' (frame "
-        "cross-entropy on alignments from 'asr align'). Run under torchrun for DDP.",
+        description="Train an acoustic model. The criterion comes from the config's 'criterion' key: "
+        f"{criteria_help()}. Config keys: docs/CONFIG.md. Run under torchrun for DDP.",
     )
     p.add_argument("--config", required=True, help="training YAML, e.g. conf/yesno/ce.yaml")
     p.add_argument("--data", required=True, help="training data dir with features")
     p.add_argument("--lang", required=True, help="lang dir")
     p.add_argument("--out", required=True, help="model dir to write")
-    p.add_argument("--ali-dir", help="alignments (asr align output), for criterion 'ce'")
+    p.add_argument("--ali-dir", help="alignments (asr align output), for criteria 'ce' and 'mmi' (optional for 'lfmmi')")
     p.add_argument("--graph-dir", help="data/lang_<lm> dir whose HLG.pt is copied into the model dir")
     p.add_argument("--init-model-dir", help="start from this model's weights")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")

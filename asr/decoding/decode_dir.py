@@ -28,7 +28,7 @@ from asr.data.datadir import DataDir
 from asr.decoding.ctm import ctm_line
 from asr.decoding.decoder import Decoder
 from asr.decoding.rescore import prepare_rescoring_g, rescore_with_lm
-from asr.decoding.search import SearchConfig, read_paths, rescore_best_paths
+from asr.decoding.search import decode_config, read_paths, rescore_best_paths
 from asr.features.cmvn import load_features
 from asr.fileio import atomic_open, atomic_torch_save, atomic_write_text, safe_torch_load
 from asr.lang.fsa_io import fsa_from_tensors, fsa_to_tensors, load_fsa
@@ -60,9 +60,8 @@ def run_job(
     """Decodes one job's utterances; returns (job, utterances, audio frames, seconds of search)."""
     torch.set_num_threads(threads)
     out = Path(out_dir)
-    decoder = Decoder.from_model_dir(
-        model_dir, SearchConfig.from_dict(cfg["search"]), graph_dir, cfg["use_priors"], "cpu", float(cfg.get("prior_scale", 1.0))
-    )
+    dcfg = decode_config(cfg)
+    decoder = Decoder.from_model_dir(model_dir, dcfg.search, graph_dir, dcfg.use_priors, "cpu", dcfg.prior_scale)
     wanted = set(utts)
     items = [(u, f) for u, f in load_features(data_dir) if u in wanted]
     hyps, lattices, lat_utts = {}, [], []

@@ -21,6 +21,21 @@ from asr.training.priors import scaled_log_likelihoods
 log = logging.getLogger("asr.decoding.decoder")
 
 
+def warn_decode_scale(md: ModelDir, cfg: SearchConfig) -> None:
+    """Warns when the model's criterion declares an acoustic scale (asr.training.registry) and cfg differs."""
+    from asr.training.registry import CRITERIA
+
+    name = md.info.get("criterion")
+    wanted = CRITERIA.get(name, str(md.path)).decode_acoustic_scale if name in CRITERIA else None
+    if wanted is not None and cfg.acoustic_scale != wanted:
+        # LF-MMI outputs are trained against graph scores at scale 1; a
+        # hybrid acoustic scale (0.1) lets the graph costs delete words.
+        log.warning(
+            "%s is a '%s' model, decoded with acoustic_scale %g: its outputs are meant for %g "
+            "(e.g. conf/yesno/decode_lfmmi.yaml)", md.path, name, cfg.acoustic_scale, wanted,
+        )
+
+
 @dataclass
 class Hypothesis:
     utt_id: str
@@ -41,13 +56,7 @@ class Decoder:
             self.log_priors = prior_scale * self.log_priors
         if use_priors and md.log_priors is None:
             log.info("%s has no priors: decoding its outputs as log-likelihoods", md.path)
-        if md.info.get("criterion") == "lfmmi" and cfg.acoustic_scale != 1.0:
-            # LF-MMI outputs are trained against graph scores at scale 1; a
-            # hybrid acoustic scale (0.1) lets the graph costs delete words.
-            log.warning(
-                "%s is an LF-MMI model, decoded with acoustic_scale %g: chain models are decoded at 1.0 "
-                "(e.g. conf/yesno/decode_lfmmi.yaml)", md.path, cfg.acoustic_scale,
-            )
+        warn_decode_scale(md, cfg)
         self.aligner = WordAligner(md.lang)
         self.device = next(md.model.parameters()).device
         self.words = md.lang.words

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import k2
 import torch
 
+from asr.config import option, parse_config
+
 from asr.training.graphs import arc_splits, dense_fsa_vec
 
 log = logging.getLogger("asr.decoding.search")
@@ -25,25 +27,47 @@ log = logging.getLogger("asr.decoding.search")
 
 @dataclass
 class SearchConfig:
-    """Decoder settings (``asr/conf/decode.yaml``)."""
+    """The ``search`` section of a decode config (``asr/conf/decode.yaml`` repeats these defaults; a test keeps them equal)."""
 
-    acoustic_scale: float = 0.1
-    word_penalty: float = 0.0
-    search_beam: float = 20.0
-    output_beam: float = 8.0
-    min_active_states: int = 30
-    max_active_states: int = 10000
-    allow_partial: bool = True
-    max_frames: int = 30000
+    acoustic_scale: float = option(0.1, "weight of log P(x|s) against graph scores (Kaldi's acwt)")
+    word_penalty: float = option(0.0, "subtracted per output word (Kaldi's word insertion penalty)")
+    search_beam: float = option(15.0, "search beam of k2.intersect_dense_pruned")
+    output_beam: float = option(7.0, "lattice beam")
+    min_active_states: int = option(30, "fewest active states per frame")
+    max_active_states: int = option(3000, "most active states per frame")
+    allow_partial: bool = option(True, "keep a partial path rather than nothing; logged when used")
+    max_frames: int = option(10000, "padded input frames per batch (bounds lattice memory)")
 
     @classmethod
-    def from_dict(cls, cfg: dict) -> "SearchConfig":
-        from asr.errors import ConfigError
+    def from_dict(cls, cfg: dict, where: str = "decode config") -> "SearchConfig":
+        """Checks a ``search`` mapping (unknown keys, types) and builds the config."""
+        return parse_config(cls, cfg, where, prefix="search.")
 
-        unknown = set(cfg) - set(cls.__dataclass_fields__)
-        if unknown:
-            raise ConfigError(f"decode config: unknown keys {sorted(unknown)}")
-        return cls(**cfg)
+
+@dataclass
+class SweepConfig:
+    """The ``sweep`` section: the LM-weight sweep of ``asr decode --sweep`` (Kaldi's score.sh)."""
+
+    lm_weights: list[float] = option(
+        factory=lambda: [5.0, 7.0, 9.0, 10.0, 11.0, 13.0, 15.0, 17.0], doc="LM weights (acoustic scale 1/LMWT)")
+    word_penalties: list[float] = option(factory=lambda: [0.0, 0.5, 1.0], doc="word insertion penalties")
+
+
+@dataclass
+class DecodeConfig:
+    """A decode config (``asr decode``, ``asr transcribe``, ``Recognizer.from_dir``)."""
+
+    search: SearchConfig = option(factory=SearchConfig, doc="search section")
+    use_priors: bool = option(
+        True, "divide posteriors by the model dir's state priors (hybrid models); a model without priors "
+        "(e.g. LF-MMI) is decoded from its outputs as they are")
+    prior_scale: float = option(1.0, "scale of the log priors subtracted from the log posteriors")
+    sweep: SweepConfig = option(factory=SweepConfig, doc="LM-weight sweep section")
+
+
+def decode_config(cfg: DecodeConfig | dict, where: str = "decode config") -> DecodeConfig:
+    """A decode config, typed and checked (a mapping read from YAML is parsed; errors name ``where``)."""
+    return cfg if isinstance(cfg, DecodeConfig) else parse_config(DecodeConfig, cfg, where)
 
 
 def prepare_hlg(HLG: k2.Fsa) -> k2.Fsa:

@@ -13,12 +13,14 @@ import inspect
 import json
 import logging
 import multiprocessing as mp
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import numpy as np
 import torch
 
+from asr.config import check_range, option, parse_config
 from asr.errors import AsrError, AudioError, ConfigError
 from asr.fileio import PathLike
 
@@ -27,7 +29,7 @@ log = logging.getLogger("asr.features.extract")
 
 CMVN_TYPES = ("per-speaker", "per-utterance", "none")
 #: Config keys that are ours and not passed to torchaudio.
-OWN_KEYS = {"type", "sample_rate", "norm_vars", "cmvn"}
+OWN_KEYS = {"type", "sample_rate", "norm_vars", "cmvn"}  # the fields of FeatureConfig
 #: Kaldi works on int16-range samples; soundfile gives [-1, 1].
 INT16_SCALE = 32768.0
 
@@ -40,28 +42,70 @@ def _kaldi_function(kind: str) -> Callable[..., torch.Tensor]:
     return getattr(kaldi, kind)
 
 
-def validate_feature_config(config: dict[str, Any]) -> dict[str, Any]:
+@dataclass
+class FeatureConfig:
+    """Our own keys of a feature config (asr/conf/fbank.yaml, mfcc.yaml).
+
+    Every other key is a keyword argument of ``torchaudio.compliance.kaldi.<type>``,
+    checked against its signature and the type of its default
+    (:func:`torchaudio_options`; docs/CONFIG.md lists them).
+    """
+
+    type: Literal["fbank", "mfcc"] = option(doc="feature kind (torchaudio.compliance.kaldi.fbank or .mfcc)")
+    sample_rate: int = option(doc="Hz; audio at another rate is resampled (with a warning)")
+    norm_vars: bool = option(False, "CMVN also normalises variances (Kaldi's apply-cmvn default: means only)")
+    cmvn: Literal["per-speaker", "per-utterance", "none"] | None = option(
+        None, "CMVN kind, recorded in a data dir's conf/feats.yaml by asr compute-feats (--cmvn)")
+
+    def check(self, where: str, prefix: str = "") -> None:
+        check_range(where, "sample_rate", self.sample_rate > 0, "a positive integer", self.sample_rate)
+
+
+def torchaudio_options(kind: str) -> dict[str, inspect.Parameter]:
+    """The keyword arguments of ``torchaudio.compliance.kaldi.<kind>`` a config may set."""
+    params = inspect.signature(_kaldi_function(kind)).parameters
+    return {k: p for k, p in params.items() if k not in ("waveform", "sample_frequency")}
+
+
+def _check_torchaudio_value(where: str, key: str, value: Any, default: Any) -> None:
+    """A torchaudio option must have its default's type (a number for a float)."""
+    kind = type(default)
+    if kind is float:
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+    elif kind in (bool, int):
+        ok = isinstance(value, kind) and (kind is bool or not isinstance(value, bool))
+    elif kind is str:
+        ok = isinstance(value, str)
+    else:
+        ok = True
+    if not ok:
+        raise ConfigError(f"{where}: '{key}' must be {kind.__name__}, got {value!r}")
+
+
+def validate_feature_config(config: dict[str, Any], where: str = "feature config") -> dict[str, Any]:
     """Checks a feature config and returns the keyword arguments for torchaudio.
 
     Raises:
-      ConfigError: naming a missing or unknown key, or a bad value.
+      ConfigError: naming ``where`` and a missing or unknown key, or a bad value.
     """
+    if not isinstance(config, dict):
+        raise ConfigError(f"{where}: expected a mapping")
     for key in ("type", "sample_rate"):
         if key not in config:
-            raise ConfigError(f"feature config: missing key '{key}'")
-    fn = _kaldi_function(config["type"])
-    params = inspect.signature(fn).parameters
+            raise ConfigError(f"{where}: missing key '{key}'")
+    _kaldi_function(config["type"])
+    options = torchaudio_options(config["type"])
+    own = {k: v for k, v in config.items() if k in OWN_KEYS}
     kwargs = {}
     for key, value in config.items():
         if key in OWN_KEYS:
             continue
-        if key not in params or key in ("waveform", "sample_frequency"):
-            raise ConfigError(f"feature config: unknown key '{key}' for type '{config['type']}'")
+        if key not in options:
+            raise ConfigError(f"{where}: unknown key '{key}' for type '{config['type']}'")
+        _check_torchaudio_value(where, key, value, options[key].default)
         kwargs[key] = value
-    sr = config["sample_rate"]
-    if not isinstance(sr, int) or sr <= 0:
-        raise ConfigError(f"feature config: sample_rate must be a positive integer, got {sr!r}")
-    kwargs["sample_frequency"] = float(sr)
+    parsed = parse_config(FeatureConfig, own, where)
+    kwargs["sample_frequency"] = float(parsed.sample_rate)
     return kwargs
 
 

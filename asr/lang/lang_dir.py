@@ -24,13 +24,13 @@ from pathlib import Path
 import k2
 import torch
 
-from asr.config import require, save_config
+from asr.config import check_keys, option, require, save_config
 from asr.errors import LexiconError
 from asr.fileio import read_lines
 from asr.lang.context import expand_lexicon, position_dependent_lexicon
 from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
-from asr.lang.topology import PdfTable, Topology, build_h, topology_from_config
+from asr.lang.topology import PdfTable, Topology, TopologyConfig, build_h, topology_from_config
 
 log = logging.getLogger("asr.lang.lang_dir")
 
@@ -211,6 +211,30 @@ def plain_phone_config(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in UNIT_EXPANSION_KEYS}
 
 
+@dataclass
+class ContextConfig:
+    """The ``context`` section: word-internal context-dependent phones (asr/lang/context.py)."""
+
+    min_count: float = option(doc="a unit L-P+R, L-P or P+R needs this many occurrences in the training text")
+
+
+@dataclass
+class LangConfig:
+    """A lang config (``asr prepare-lang --config``; asr/conf/lang*.yaml)."""
+
+    silence_phones: list[str] = option(doc="silence phones (each gets silence_topology)")
+    optional_silence: str = option(doc="the optional silence phone between words (one of silence_phones)")
+    sil_prob: float = option(doc="probability of optional silence after each word (Kaldi's 0.5), in [0, 1)")
+    topology: TopologyConfig = option(doc="HMM topology of the non-silence phones")
+    silence_topology: TopologyConfig | None = option(None, "HMM topology of the silence phones (null: topology)")
+    unk_pron: list[str] | str | None = option(None, "pronunciation of <UNK> when the lexicon has none (null: "
+                                              "the optional silence)")
+    context: ContextConfig | None = option(None, "word-internal context-dependent units (needs --text)")
+    position_dependent: bool = option(False, "word-position-dependent phones P_B, P_I, P_E, P_S (Kaldi's default)")
+    base_phones: dict[str, str] | None = option(
+        None, "written by prepare-lang into a lang dir's lang.yaml: each unit's base phone (not for user configs)")
+
+
 def prepare_lang(
     lexicon_path: str | Path, lang_dir: str | Path, cfg: dict, text_path: str | Path | None = None
 ) -> LangDir:
@@ -231,6 +255,8 @@ def prepare_lang(
       LexiconError: for a malformed lexicon or config.
     """
     lang_dir = Path(lang_dir)
+    # Typos fail here; commands check the whole file with LangConfig (asr.config.load_typed_config).
+    check_keys(LangConfig, cfg, "lang config")
     silence_phones = list(require(cfg, "silence_phones", "lang config"))
     optional_silence = require(cfg, "optional_silence", "lang config")
     sil_prob = float(require(cfg, "sil_prob", "lang config"))

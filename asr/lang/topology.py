@@ -17,6 +17,7 @@ from dataclasses import dataclass
 import k2
 import torch
 
+from asr.config import option
 from asr.errors import ConfigError
 
 
@@ -46,6 +47,14 @@ class Topology:
 
     def to_config(self) -> dict:
         return {"name": self.name, "states": [[s.enter, s.loop] for s in self.states]}
+
+
+@dataclass
+class TopologyConfig:
+    """A ``topology`` / ``silence_topology`` section of a lang config."""
+
+    states: list[list[int]] = option(doc="one [entry pdf class, self-loop pdf class] pair per emitting state")
+    name: str = option("custom", "a name for logs and lang.yaml")
 
 
 def topology_from_config(cfg: dict) -> Topology:

@@ -12,11 +12,13 @@ any padded batch.
 from __future__ import annotations
 
 import copy
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
 
+from asr.config import check_range, option
 from asr.errors import ConfigError
 
 
@@ -224,3 +226,29 @@ def parse_offsets(value: Any, where: str) -> list[int]:
     if any(s <= 0 for s in steps) or len(steps) > 1:
         raise ConfigError(f"{where}: context {list(value)} must be sorted, unique and evenly spaced")
     return [int(v) for v in value]
+
+
+#: Output-layer initialisations (``output_init``).
+OUTPUT_INITS = ("default", "zero")
+
+
+@dataclass
+class ModelConfig:
+    """Keys every model type accepts (the ``model`` section of a training config)."""
+
+    type: str = option(doc="model type, one of the model registry's (asr/models/__init__.py)")
+    hidden: int = option(256, "hidden units per layer (LSTM cells per direction)")
+    dropout: float = option(0.1, "dropout probability after each hidden layer, in [0, 1)")
+    subsampling: int = option(1, "output frame subsampling factor (3 = 30 ms output frames)")
+    output_init: Literal["default", "zero"] = option(
+        "default", "'zero' starts the output layer at zero (Kaldi's chain output-layer; flat-start LF-MMI needs it)")
+
+    def check(self, where: str, prefix: str = "") -> None:
+        """Range checks shared by every type."""
+        check_range(where, f"{prefix}hidden", self.hidden >= 1, "a positive integer", self.hidden)
+        check_range(where, f"{prefix}dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)", self.dropout)
+        check_range(where, f"{prefix}subsampling", self.subsampling >= 1, "a positive integer", self.subsampling)
+
+    def common(self) -> dict[str, Any]:
+        """The normalized shared keys, in the order model.yaml has always had them."""
+        return {"type": self.type, "hidden": self.hidden, "dropout": float(self.dropout), "subsampling": self.subsampling}

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
 from asr.models.base import AcousticModel, MaskedBatchNorm, check_lengths, edge_pad_time, time_mask
-from asr.models.lstm import LstmStack
+from asr.config import check_range, option
+from asr.models.lstm import LstmConfig, LstmStack
 
 
 def conv_out_freq(feat_dim: int, num_convs: int) -> int:
@@ -81,3 +83,30 @@ class CNNLSTM(AcousticModel):
         x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
         x = self.dropout(self.lstm(x, cur))
         return torch.log_softmax(self.output(x), dim=-1), self.output_lengths(lengths)
+
+
+@dataclass
+class CnnLstmConfig(LstmConfig):
+    """``type: cnn_lstm``."""
+
+    channels: list[int] | int = option(
+        factory=lambda: [32, 32], doc="output channels of each 3x3 conv (frequency stride 2); an int: two convs")
+    bidirectional: bool = option(False, "BLSTM layers after the convs")
+
+    def channel_list(self) -> list[int]:
+        return [self.channels, self.channels] if isinstance(self.channels, int) else list(self.channels)
+
+    def check(self, where: str, prefix: str = "") -> None:
+        super().check(where, prefix)
+        channels = self.channel_list()
+        check_range(where, f"{prefix}channels", bool(channels) and all(c > 0 for c in channels),
+                    "a list of positive integers", self.channels)
+
+
+def build_cnn_lstm(cfg: CnnLstmConfig, feat_dim: int, num_pdfs: int, where: str) -> CNNLSTM:
+    """A CNN + (B)LSTM from its checked config."""
+    channels = cfg.channel_list()
+    norm = cfg.common()
+    norm.update(layers=cfg.layers, proj=cfg.proj or 0, channels=channels, bidirectional=cfg.bidirectional)
+    return CNNLSTM(feat_dim, num_pdfs, channels, cfg.hidden, cfg.layers, cfg.proj or 0, cfg.bidirectional,
+                   float(cfg.dropout), cfg.subsampling, norm)

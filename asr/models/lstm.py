@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -10,7 +11,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from asr.models.base import AcousticModel, SplicedConv1d, check_lengths
+from asr.config import check_range, option
+from asr.models.base import AcousticModel, ModelConfig, SplicedConv1d, check_lengths
 
 
 def subsampling_offsets(factor: int) -> list[int]:
@@ -150,3 +152,27 @@ class LSTMModel(AcousticModel):
             x = torch.relu(self.frontend(feats.transpose(1, 2), lengths)).transpose(1, 2)
         x = self.dropout(self.lstm(x, out_lengths))
         return torch.log_softmax(self.output(x), dim=-1), out_lengths
+
+
+@dataclass
+class LstmConfig(ModelConfig):
+    """``type: lstm`` and ``type: blstm`` (bidirectional)."""
+
+    layers: int = option(3, "number of LSTM layers")
+    proj: int | None = option(0, "LSTM projection size, below hidden (0 or null: none)")
+
+    def check(self, where: str, prefix: str = "") -> None:
+        super().check(where, prefix)
+        check_range(where, f"{prefix}layers", self.layers >= 1, "a positive integer", self.layers)
+        proj = self.proj or 0
+        # torch's LSTM requires proj_size < hidden_size
+        check_range(where, f"{prefix}proj", proj >= 0 and (not proj or proj < self.hidden),
+                    f"0 (none) or an integer below hidden={self.hidden}", self.proj)
+
+
+def build_lstm(cfg: LstmConfig, feat_dim: int, num_pdfs: int, where: str) -> LSTMModel:
+    """An LSTM or BLSTM (``cfg.type == 'blstm'``) from its checked config."""
+    norm = cfg.common()
+    norm.update(layers=cfg.layers, proj=cfg.proj or 0)
+    return LSTMModel(feat_dim, num_pdfs, cfg.hidden, cfg.layers, cfg.proj or 0, cfg.type == "blstm",
+                     float(cfg.dropout), cfg.subsampling, norm)

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from asr.models.base import AcousticModel, MaskedBatchNorm, SplicedConv1d, check_lengths, time_mask
+from asr.config import check_range, option
+from asr.errors import ConfigError
+from asr.models.base import (
+    AcousticModel, MaskedBatchNorm, ModelConfig, SplicedConv1d, check_lengths, parse_offsets, time_mask,
+)
 
 #: Layer contexts used when the config gives ``layers`` but no ``context``:
 #: a wide first splice, then growing dilations like Kaldi's tdnn recipes.
@@ -70,3 +75,36 @@ class TDNN(AcousticModel):
             x = self.dropout(norm(x, time_mask(cur, x.shape[2])))
         logits = self.output(x.transpose(1, 2))
         return torch.log_softmax(logits, dim=-1), self.output_lengths(lengths)
+
+
+@dataclass
+class TdnnConfig(ModelConfig):
+    """``type: tdnn``."""
+
+    layers: int | None = option(None, "number of layers (default: len(context), or 6 without a context)")
+    context: list[list[int] | str | int] | None = option(
+        None, "one splice per layer: offsets [-3, 0, 3] or a Kaldi string '-3,0,3' (default: Kaldi-like)")
+    subsampling_layer: int = option(0, "index of the layer that carries the subsampling stride")
+
+    def contexts(self, where: str) -> list[list[int]]:
+        """The per-layer splice offsets (checked: sorted, unique, evenly spaced)."""
+        if self.context is None:
+            layers = 6 if self.layers is None else self.layers
+            check_range(where, "model.layers", layers >= 1, "a positive integer", layers)
+            return default_contexts(layers)
+        if not self.context:
+            raise ConfigError(f"{where}: 'context' must be a list with one splice per layer, got {self.context!r}")
+        contexts = [parse_offsets(c, f"{where}: context[{i}]") for i, c in enumerate(self.context)]
+        if self.layers is not None and self.layers != len(contexts):
+            raise ConfigError(f"{where}: 'layers' is {self.layers} but 'context' has {len(contexts)} entries")
+        return contexts
+
+
+def build_tdnn(cfg: TdnnConfig, feat_dim: int, num_pdfs: int, where: str) -> TDNN:
+    """A TDNN from its checked config; ``model.config`` is the normalized config."""
+    contexts = cfg.contexts(where)
+    sub_layer = cfg.subsampling_layer
+    check_range(where, "subsampling_layer", 0 <= sub_layer < len(contexts), f"in 0..{len(contexts) - 1}", sub_layer)
+    norm = cfg.common()
+    norm.update(layers=len(contexts), context=contexts, subsampling_layer=sub_layer)
+    return TDNN(feat_dim, num_pdfs, cfg.hidden, contexts, float(cfg.dropout), cfg.subsampling, sub_layer, norm)

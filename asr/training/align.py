@@ -6,7 +6,11 @@ Writes, into the output folder:
   style, through kaldiio), one per network output frame;
 - ``phone.ctm`` and ``word.ctm``: Kaldi CTM lines ``utt 1 start dur token``
   with times in seconds;
-- ``info.yaml``: frame shift and counts.
+- ``info.yaml``: frame shift and counts;
+- ``phone_durations.txt``: per phone, its count, mean and minimum duration,
+  the topology's minimum and the fraction of occurrences at that minimum
+  (:func:`asr.training.sanity.check_phone_durations` warns when a phone is
+  stuck there).
 
 Utterances that cannot be aligned (too short for their transcript) are
 reported and skipped.
@@ -33,6 +37,7 @@ from asr.training.alignment import Alignment, alignment_segments, forced_align
 from asr.training.data import Utterance, collate, load_utterances, make_batches
 from asr.training.graphs import NumeratorGraphCompiler
 from asr.training.priors import scaled_log_likelihoods
+from asr.training.sanity import check_phone_durations
 
 log = logging.getLogger("asr.training.align")
 
@@ -132,6 +137,8 @@ def write_alignments(
             p, w = ctm_lines(k, alignments[k], md.frame_shift, silence, lang.phones.get, lang.words.get)
             pf.writelines(p)
             wf.writelines(w)
+    # A flat start stuck in its degenerate optimum shows here first: phones at their minimum duration.
+    check_phone_durations(alignments, lang, out_dir)
     save_config(
         {"frame_shift": md.frame_shift, "aligned": len(keys), "failed": num_utts - len(keys), "model_dir": str(md.path),
          "lang_dir": str(lang.path)},

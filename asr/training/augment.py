@@ -13,44 +13,19 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from asr.config import parse_config
 from asr.errors import ConfigError
+from asr.training.config import SpecAugmentConfig
 
-#: SpecAugment config keys and their defaults.
-SPEC_AUGMENT_DEFAULTS: dict[str, Any] = {
-    "num_freq_masks": 2,
-    "max_freq_width": 10,
-    "num_time_masks": 2,
-    "max_time_width": 20,
-    # caps a time mask at this fraction of the utterance so short ones survive
-    "max_time_ratio": 0.2,
-    # 0.0 suits CMVN-normalized features; "mean" uses the utterance mean
-    "mask_value": 0.0,
-}
-
-
-def _spec_augment_config(cfg: dict[str, Any] | None) -> dict[str, Any]:
-    """Fills defaults into a SpecAugment config and validates it.
+def spec_augment_config(cfg: SpecAugmentConfig | dict[str, Any] | None) -> SpecAugmentConfig:
+    """A SpecAugment config, typed and checked (:class:`asr.training.config.SpecAugmentConfig`).
 
     Raises:
       ConfigError: on an unknown key or a bad value, naming the key.
     """
-    where = "spec_augment config"
-    cfg = dict(cfg or {})
-    unknown = sorted(set(cfg) - set(SPEC_AUGMENT_DEFAULTS))
-    if unknown:
-        raise ConfigError(f"{where}: unknown key '{unknown[0]}'")
-    out = {**SPEC_AUGMENT_DEFAULTS, **cfg}
-    for key in ("num_freq_masks", "max_freq_width", "num_time_masks", "max_time_width"):
-        v = out[key]
-        if not isinstance(v, int) or isinstance(v, bool) or v < 0:
-            raise ConfigError(f"{where}: '{key}' must be a non-negative integer, got {v!r}")
-    r = out["max_time_ratio"]
-    if r is not None and (not isinstance(r, (int, float)) or isinstance(r, bool) or not 0.0 <= r <= 1.0):
-        raise ConfigError(f"{where}: 'max_time_ratio' must be a number in [0, 1] or null, got {r!r}")
-    mv = out["mask_value"]
-    if mv != "mean" and (not isinstance(mv, (int, float)) or isinstance(mv, bool)):
-        raise ConfigError(f"{where}: 'mask_value' must be a number or 'mean', got {mv!r}")
-    return out
+    if isinstance(cfg, SpecAugmentConfig):
+        return cfg
+    return parse_config(SpecAugmentConfig, cfg or {}, "spec_augment config")
 
 
 def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
@@ -58,7 +33,7 @@ def _randint(low: int, high: int, generator: torch.Generator | None) -> int:
     return int(torch.randint(low, high + 1, (1,), generator=generator))
 
 
-def spec_augment(feats: Tensor, cfg: dict[str, Any] | None, generator: torch.Generator | None = None) -> Tensor:
+def spec_augment(feats: Tensor, cfg: SpecAugmentConfig | dict[str, Any] | None, generator: torch.Generator | None = None) -> Tensor:
     """SpecAugment time and frequency masking of one utterance.
 
     Each mask has a width drawn uniformly from ``0..max_width`` and a start
@@ -67,8 +42,8 @@ def spec_augment(feats: Tensor, cfg: dict[str, Any] | None, generator: torch.Gen
 
     Args:
       feats: (T, F) features; not modified.
-      cfg: Keys of :data:`SPEC_AUGMENT_DEFAULTS` (missing ones take the
-        default; ``None`` means all defaults).
+      cfg: A :class:`SpecAugmentConfig` or its keys as a mapping (missing
+        ones take the default; ``None`` means all defaults).
       generator: Source of randomness; the same seed gives the same masks.
 
     Returns:
@@ -77,23 +52,23 @@ def spec_augment(feats: Tensor, cfg: dict[str, Any] | None, generator: torch.Gen
     Raises:
       ConfigError: on an unknown key or a bad value in ``cfg``.
     """
-    c = _spec_augment_config(cfg)
+    c = spec_augment_config(cfg)
     if feats.dim() != 2:
         raise ValueError(f"expected feats of shape (T, F), got {tuple(feats.shape)}")
     out = feats.clone()
     t, f = out.shape
     if t == 0 or f == 0:
         return out
-    value = out.mean() if c["mask_value"] == "mean" else float(c["mask_value"])
-    max_f = min(c["max_freq_width"], f)
-    for _ in range(c["num_freq_masks"]):
+    value = out.mean() if c.mask_value == "mean" else float(c.mask_value)
+    max_f = min(c.max_freq_width, f)
+    for _ in range(c.num_freq_masks):
         w = _randint(0, max_f, generator)
         s = _randint(0, f - w, generator)
         out[:, s : s + w] = value
-    max_t = min(c["max_time_width"], t)
-    if c["max_time_ratio"] is not None:
-        max_t = min(max_t, int(c["max_time_ratio"] * t))
-    for _ in range(c["num_time_masks"]):
+    max_t = min(c.max_time_width, t)
+    if c.max_time_ratio is not None:
+        max_t = min(max_t, int(c.max_time_ratio * t))
+    for _ in range(c.num_time_masks):
         w = _randint(0, max_t, generator)
         s = _randint(0, t - w, generator)
         out[s : s + w, :] = value

@@ -17,6 +17,7 @@ from asr.training.alignment import graph_log_likelihood
 from asr.training.augment import perturb_alignment
 from asr.training.data import Batch
 from asr.training.graphs import NumeratorGraphCompiler
+from asr.training.registry import CriterionContext
 
 log = logging.getLogger("asr.training.criteria")
 
@@ -133,3 +134,14 @@ class CrossEntropyCriterion:
         valid = targets.reshape(-1) >= 0
         correct = (flat.argmax(-1) == targets.reshape(-1))[valid].sum()
         return LossOutput(loss, int(valid.sum()), {"correct": float(correct)})
+
+
+def build_flat_start(ctx: CriterionContext) -> FlatStartCriterion:
+    """The ``flat-start`` registry factory."""
+    o = ctx.options
+    return FlatStartCriterion(ctx.lang, ctx.config.output_beam, o.prior_scale, o.prior_decay, o.prior_warmup_steps)
+
+
+def build_cross_entropy(ctx: CriterionContext) -> CrossEntropyCriterion:
+    """The ``ce`` registry factory."""
+    return CrossEntropyCriterion(ctx.options.label_smoothing)

@@ -97,13 +97,16 @@ from pathlib import Path
 import k2
 import torch
 
+from asr.config import parse_config
 from asr.errors import ConfigError
 from asr.lang.lang_dir import UNK, LangDir
 from asr.lang.lm import BOS, EOS, estimate_ngram, ngram_logprob
 from asr.training.augment import perturb_alignment
 from asr.training.criteria import LossOutput
 from asr.training.data import Batch
+from asr.training.config import ALIGNMENT_BEAM, LfMmiOptions, MmiOptions, SequenceOptions, field_names
 from asr.training.graphs import NumeratorGraphCompiler, dense_fsa_vec
+from asr.training.registry import CriterionContext
 
 log = logging.getLogger("asr.training.lfmmi")
 
@@ -312,19 +315,38 @@ def den_graph_from_hlg(path: str | Path) -> k2.Fsa:
 # Criteria
 
 
+def options_from_mapping(cfg: dict, options_type: type) -> tuple[SequenceOptions, float]:
+    """A sequence criterion's options and ``output_beam`` from a mapping (e.g. a whole training config).
+
+    Keys of other parts of a training config are left to :func:`asr.training.config.parse_train_config`.
+    """
+    own = {k: v for k, v in cfg.items() if k in field_names(options_type)}
+    where = "sequence criterion config"
+    beam = cfg.get("output_beam", ALIGNMENT_BEAM)
+    if not isinstance(beam, (int, float)) or isinstance(beam, bool):
+        raise ConfigError(f"{where}: 'output_beam' must be float, got {beam!r}")
+    return parse_config(options_type, own, where), beam
+
+
 class _MmiBase:
     """Shared MMI objective over a numerator FsaVec and one denominator FSA."""
 
-    def __init__(self, den_graph: k2.Fsa, cfg: dict):
+    options_type: type = SequenceOptions
+
+    def __init__(self, den_graph: k2.Fsa, cfg: dict | SequenceOptions, output_beam: float = ALIGNMENT_BEAM):
+        """``cfg``: the criterion's options, or a mapping with their keys (and ``output_beam``)."""
+        if isinstance(cfg, dict):
+            cfg, output_beam = options_from_mapping(cfg, self.options_type)
         self.den = k2.arc_sort(den_graph)
-        self.num_beam = float(cfg.get("output_beam", 20.0))
-        self.den_beam = float(cfg.get("den_output_beam", self.num_beam))
-        self.den_pruned = bool(cfg.get("den_pruned", False))
-        self.search_beam = float(cfg.get("den_search_beam", 20.0))
-        self.min_active = int(cfg.get("den_min_active_states", 30))
-        self.max_active = int(cfg.get("den_max_active_states", 10000))
-        self.ce_weight = float(cfg.get("ce_weight", 0.0))
-        self.l2_weight = float(cfg.get("l2_weight", 0.0))
+        self.num_beam = float(output_beam)
+        self.den_beam = float(cfg.den_output_beam if cfg.den_output_beam is not None else self.num_beam)
+        self.den_pruned = cfg.den_pruned
+        self.search_beam = float(cfg.den_search_beam)
+        self.min_active = cfg.den_min_active_states
+        self.max_active = cfg.den_max_active_states
+        self.ce_weight = float(cfg.ce_weight)
+        self.l2_weight = float(cfg.l2_weight)
+        self.options = cfg
         self._den_vec: tuple[int, k2.Fsa] | None = None
 
     def _den_fsas(self, n: int) -> k2.Fsa:
@@ -420,8 +442,11 @@ class LfMmiCriterion(_MmiBase):
     ``den_max_active_states``), ``ce_weight``, ``l2_weight``.
     """
 
-    def __init__(self, lang: LangDir, den_graph: k2.Fsa, cfg: dict, phone_lm: k2.Fsa | None = None):
-        super().__init__(den_graph, cfg)
+    options_type = LfMmiOptions
+
+    def __init__(self, lang: LangDir, den_graph: k2.Fsa, cfg: dict | LfMmiOptions, phone_lm: k2.Fsa | None = None,
+                 output_beam: float = ALIGNMENT_BEAM):
+        super().__init__(den_graph, cfg, output_beam)
         self.compiler = NumeratorGraphCompiler(lang)
         self.oov_count = 0
         # With the phone LM, numerator paths carry the denominator's LM scores
@@ -453,10 +478,13 @@ class MmiCriterion(_MmiBase):
     subtracted from the output first (hybrid pseudo-likelihoods).
     """
 
-    def __init__(self, lang: LangDir, den_graph: k2.Fsa, cfg: dict, log_priors: torch.Tensor | None = None):
-        super().__init__(den_graph, cfg)
-        self.boost = float(cfg.get("boost", 0.0))
-        self.acoustic_scale = float(cfg.get("acoustic_scale", 1.0))
+    options_type = MmiOptions
+
+    def __init__(self, lang: LangDir, den_graph: k2.Fsa, cfg: dict | MmiOptions, log_priors: torch.Tensor | None = None,
+                 output_beam: float = ALIGNMENT_BEAM):
+        super().__init__(den_graph, cfg, output_beam)
+        self.boost = float(self.options.boost)
+        self.acoustic_scale = float(self.options.acoustic_scale)
         self.log_priors = log_priors
         self.pdf2phone = lang.pdf_to_phone()
 
@@ -497,36 +525,51 @@ class MmiCriterion(_MmiBase):
 
 def make_sequence_criterion(
     name: str,
-    cfg: dict,
+    cfg: dict | LfMmiOptions | MmiOptions,
     lang: LangDir,
     utts: list,
     graph_dir: str | Path | None = None,
     log_priors: torch.Tensor | None = None,
+    output_beam: float = ALIGNMENT_BEAM,
 ):
-    """Builds ``lfmmi`` or ``mmi`` from a training config and the training utterances.
+    """Builds ``lfmmi`` or ``mmi`` from its options and the training utterances.
 
     The phone LM comes from the utterances' alignments when they have them,
-    else from their transcripts.  Config keys: ``den_order`` [3],
-    ``den_max_histories`` [none], ``leaky_hmm_coefficient`` [0.0], ``den``
-    (mmi only: ``phone`` [default] or ``hlg``, which reads ``graph_dir/HLG.pt``).
+    else from their transcripts.  ``cfg`` is the criterion's options
+    (:class:`asr.training.config.LfMmiOptions` / ``MmiOptions``) or a mapping
+    holding their keys and ``output_beam``.
     """
-    den_kind = str(cfg.get("den", "phone"))
-    if name == "mmi" and den_kind == "hlg":
+    options_type = LfMmiOptions if name == "lfmmi" else MmiOptions
+    opts, output_beam = options_from_mapping(cfg, options_type) if isinstance(cfg, dict) else (cfg, output_beam)
+    if name == "mmi" and opts.den == "hlg":
         if graph_dir is None:
             raise ConfigError("criterion 'mmi' with den: hlg needs --graph-dir (its HLG.pt is the denominator)")
         den = den_graph_from_hlg(Path(graph_dir) / "HLG.pt")
         log.info("MMI denominator: HLG of %s, %d states, %d arcs", graph_dir, den.shape[0], den.num_arcs)
-    elif den_kind != "phone":
-        raise ConfigError(f"den: unknown denominator '{den_kind}' (phone, hlg)")
     else:
         if all(u.alignment is not None for u in utts):
             seqs = phones_from_alignments(lang, (u.alignment for u in utts))
         else:
             seqs = phones_from_transcripts(lang, (u.words for u in utts))
-        max_h = cfg.get("den_max_histories")
-        order = int(cfg.get("den_order", 3))
-        P = phone_lm_fsa(lang, seqs, order, int(max_h) if max_h is not None else None)
-        den = compose_denominator(lang, P, float(cfg.get("leaky_hmm_coefficient", 0.0)), order)
+        P = phone_lm_fsa(lang, seqs, opts.den_order, opts.den_max_histories)
+        den = compose_denominator(lang, P, float(opts.leaky_hmm_coefficient), opts.den_order)
     if name == "lfmmi":
-        return LfMmiCriterion(lang, den, cfg, P if cfg.get("num_phone_lm", True) else None)
-    return MmiCriterion(lang, den, cfg, log_priors)
+        return LfMmiCriterion(lang, den, opts, P if opts.num_phone_lm else None, output_beam)
+    return MmiCriterion(lang, den, opts, log_priors, output_beam)
+
+
+def build_lfmmi(ctx: CriterionContext) -> LfMmiCriterion:
+    """The ``lfmmi`` registry factory: no priors (its outputs are pseudo log-likelihoods)."""
+    return make_sequence_criterion("lfmmi", ctx.options, ctx.lang, ctx.train_utts, ctx.graph_dir, None,
+                                   ctx.config.output_beam)
+
+
+def build_mmi(ctx: CriterionContext) -> MmiCriterion:
+    """The ``mmi`` registry factory: trains on ``log y - log prior`` with ``use_priors``."""
+    from asr.training.priors import estimate_log_priors
+
+    priors = None
+    if ctx.config.use_priors:
+        priors = estimate_log_priors((u.alignment for u in ctx.utts), ctx.lang.num_pdfs)
+    return make_sequence_criterion("mmi", ctx.options, ctx.lang, ctx.train_utts, ctx.graph_dir, priors,
+                                   ctx.config.output_beam)

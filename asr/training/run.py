@@ -10,21 +10,20 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from asr.config import load_config, require
+from asr.config import load_config, resolve_config
 from asr.errors import ConfigError
 from asr.fileio import atomic_write_text
 from asr.features.extract import load_feature_config
 from asr.lang.lang_dir import LangDir
 from asr.model_dir import ModelDir
-from asr.training.criteria import CrossEntropyCriterion, FlatStartCriterion
+from asr.training.config import TrainConfig, parse_train_config
 from asr.training.data import load_utterances, split_validation
 from asr.training.priors import estimate_log_priors
+from asr.training.registry import CRITERIA, Criterion, CriterionContext
+from asr.training.sanity import check_schedule, check_validation_split
 from asr.training.trainer import Trainer, write_model_dir
 
 log = logging.getLogger("asr.training.run")
-
-CRITERIA = ("flat-start", "ce", "lfmmi", "mmi")
-
 
 def set_threads(threads: int | None) -> None:
     """Sets torch's intra-op thread count when the config asks for one.
@@ -33,11 +32,8 @@ def set_threads(threads: int | None) -> None:
     threads round differently, so only runs at the same count (on the same
     CPU model) give bit-identical weights.
     """
-    if threads is None:
-        return
-    if not isinstance(threads, int) or isinstance(threads, bool) or threads < 1:
-        raise ConfigError(f"train config: 'threads' must be a positive integer, got {threads!r}")
-    torch.set_num_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
@@ -54,14 +50,12 @@ def add_file_log(out_dir: Path) -> logging.Handler:
     return handler
 
 
-def align_training_data(model_dir: Path, utts, cfg: dict) -> None:
+def align_training_data(model_dir: Path, utts, config: TrainConfig) -> None:
     """Aligns the training data with the final model into ``model_dir/ali`` (as Kaldi's train_mono.sh)."""
     from asr.training.align import align_utterances, write_alignments
 
     md = ModelDir.load(model_dir)
-    alignments = align_utterances(
-        md, utts, int(cfg["max_frames"]), float(cfg.get("output_beam", 20.0)), bool(md.info.get("use_priors"))
-    )
+    alignments = align_utterances(md, utts, config.max_frames, config.output_beam, bool(md.info.get("use_priors")))
     write_alignments(md, alignments, model_dir / "ali", len(utts))
 
 
@@ -90,6 +84,43 @@ def initial_state(init: ModelDir, lang: LangDir) -> dict[str, Tensor]:
     return state
 
 
+def read_criterion_alignments(spec: Criterion, ali_dir: str | Path | None) -> dict[str, Tensor] | None:
+    """The alignments the criterion needs (``--ali-dir``), or None when it takes none."""
+    if spec.alignments == "none" or (spec.alignments == "optional" and ali_dir is None):
+        return None
+    if ali_dir is None:
+        raise ConfigError(f"criterion '{spec.name}' needs alignments (--ali-dir)")
+    from asr.training.align import read_alignments
+
+    return read_alignments(ali_dir)
+
+
+def held_out_split(utts: list, cfg: TrainConfig) -> tuple[list, list]:
+    """Training and validation utterances (whole speakers held out), with a warning when the split is odd."""
+    # The held-out speakers depend on valid_seed alone, so runs at other training
+    # seeds tune and validate on the same speakers.
+    train_utts, valid_utts = split_validation(utts, cfg.valid_fraction, cfg.valid_seed)
+    if cfg.valid_fraction > 0:
+        check_validation_split(len(train_utts), valid_utts, len({u.speaker for u in valid_utts}),
+                               len({u.speaker for u in utts}))
+    return train_utts, valid_utts
+
+
+def finish(trainer: Trainer, spec: Criterion, cfg: TrainConfig, utts: list, aligned: bool,
+           data_dir: str | Path, graph_dir: str | Path | None) -> None:
+    """Writes the model dir (with priors when the criterion keeps them) and aligns if asked."""
+    priors = None
+    # LF-MMI outputs are pseudo log-likelihoods: no priors (model.yaml use_priors: false).
+    if aligned and spec.writes_priors and cfg.use_priors:
+        priors = estimate_log_priors((u.alignment for u in utts), trainer.lang.num_pdfs)
+    write_model_dir(
+        trainer, trainer.final_state(), load_feature_config(data_dir), spec.name, priors,
+        Path(graph_dir) if graph_dir else None,
+    )
+    if cfg.align_after:
+        align_training_data(trainer.out_dir, utts, cfg)
+
+
 def train(
     config: str | Path,
     data_dir: str | Path,
@@ -114,74 +145,41 @@ def train(
       resume: Continue from the last complete checkpoint in ``out_dir``.
       overrides: Config keys that replace those in the file.
     """
-    cfg = load_config(config)
-    cfg.update(overrides or {})
-    set_threads(cfg.get("threads"))
+    raw = load_config(config)
+    raw.update(overrides or {})
+    cfg = parse_train_config(raw, str(resolve_config(config)))
+    spec = CRITERIA.get(cfg.criterion, str(config))
+    set_threads(cfg.threads)
     out_dir = Path(out_dir)
     handler = add_file_log(out_dir)
     try:
         t0 = time.perf_counter()
-        criterion_name = require(cfg, "criterion", str(config))
         lang = LangDir.load(lang_dir)
-        alignments = None
-        if criterion_name in ("ce", "mmi") or (criterion_name == "lfmmi" and ali_dir is not None):
-            if ali_dir is None:
-                raise ConfigError(f"criterion '{criterion_name}' needs alignments (--ali-dir)")
-            from asr.training.align import read_alignments
-
-            alignments = read_alignments(ali_dir)
-        elif criterion_name not in CRITERIA:
-            raise ConfigError(f"{config}: unknown criterion '{criterion_name}' ({', '.join(CRITERIA)})")
+        alignments = read_criterion_alignments(spec, ali_dir)
         utts = load_utterances(data_dir, alignments)
-        # The held-out speakers depend on valid_seed alone, so runs at other training
-        # seeds tune and validate on the same speakers.
-        train_utts, valid_utts = split_validation(
-            utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("valid_seed", 0)))
-        if cfg.get("speed_perturb"):
+        train_utts, valid_utts = held_out_split(utts, cfg)
+        if cfg.speed_perturb:
             from asr.training.data import add_speed_perturbed
 
-            train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg["speed_perturb"]])
+            train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg.speed_perturb])
         log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
         if int(os.environ.get("RANK", "0")) == 0:
             # Recipes tune decoding weights on these held-out speakers.
             atomic_write_text(out_dir / "valid_utts.txt", "".join(f"{u.utt_id}\n" for u in valid_utts))
-        if criterion_name == "ce":
-            criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
-        elif criterion_name in ("lfmmi", "mmi"):
-            # Sequence training (asr/training/lfmmi.py): the phone-LM denominator comes
-            # from the alignments when given, else from the transcripts (E2E LF-MMI).
-            from asr.training.lfmmi import make_sequence_criterion
-
-            mmi_priors = None
-            if criterion_name == "mmi" and cfg.get("use_priors", True):
-                mmi_priors = estimate_log_priors((u.alignment for u in utts), lang.num_pdfs)
-            criterion = make_sequence_criterion(criterion_name, cfg, lang, train_utts, graph_dir, mmi_priors)
-        else:
-            criterion = FlatStartCriterion(
-                lang, float(cfg.get("output_beam", 20.0)), float(cfg.get("prior_scale", 1.0)),
-                float(cfg.get("prior_decay", 0.9)), int(cfg.get("prior_warmup_steps", 0)),
-            )
+        criterion = spec.build(CriterionContext(cfg, lang, train_utts, utts, Path(graph_dir) if graph_dir else None))
         init_state = None
         if init_model_dir is not None:
             init_state = initial_state(ModelDir.load(init_model_dir), lang)
-        trainer = Trainer(cfg, criterion, train_utts, valid_utts, lang, out_dir, init_state)
+        trainer = Trainer(raw, criterion, train_utts, valid_utts, lang, out_dir, init_state)
+        check_schedule(cfg, trainer.total_steps)
         if resume and not trainer.resume():
             log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)
         trainer.train()
         if getattr(criterion, "oov_count", 0):
             log.warning("%d OOV words in training transcripts were mapped to <UNK>", criterion.oov_count)
         if trainer.dist.is_main:
-            priors = None
-            # LF-MMI outputs are pseudo log-likelihoods: no priors (model.yaml use_priors: false).
-            if alignments is not None and criterion_name != "lfmmi" and cfg.get("use_priors", True):
-                priors = estimate_log_priors((u.alignment for u in utts), lang.num_pdfs)
-            write_model_dir(
-                trainer, trainer.final_state(), load_feature_config(data_dir), criterion_name, priors,
-                Path(graph_dir) if graph_dir else None,
-            )
+            finish(trainer, spec, cfg, utts, alignments is not None, data_dir, graph_dir)
             log.info("wrote model dir %s (training took %.1f s)", out_dir, time.perf_counter() - t0)
-            if cfg.get("align_after", False):
-                align_training_data(out_dir, utts, cfg)
         return trainer
     finally:
         import torch.distributed as dist

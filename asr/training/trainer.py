@@ -26,8 +26,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
-from asr.config import require, save_config
-from asr.errors import ConfigError
+from asr.config import parse_config, save_config
 from asr.faults import fault_point
 from asr.fileio import atomic_torch_save, safe_torch_load
 from asr.lang.lang_dir import LangDir
@@ -35,6 +34,7 @@ from asr.model_dir import copy_graph, copy_lang, save_model_dir
 from asr.models import AcousticModel, build_model, model_config_dict
 from asr.training.augment import spec_augment
 from asr.training.checkpoint_avg import average_checkpoints
+from asr.training.config import OptimizerConfig, SchedulerConfig, as_train_config
 from asr.training.data import Batch, Utterance, collate, make_batches
 
 log = logging.getLogger("asr.training.trainer")
@@ -66,22 +66,22 @@ def init_distributed(device: str) -> DistInfo:
     return DistInfo(dist.get_rank(), dist.get_world_size())
 
 
-def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.Optimizer:
-    name = cfg.get("name", "adamw")
-    lr = float(require(cfg, "lr", "optimizer"))
-    wd = float(cfg.get("weight_decay", 0.0))
-    if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=wd)
-    if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=lr, momentum=float(cfg.get("momentum", 0.9)), weight_decay=wd)
-    raise ConfigError(f"optimizer: unknown name '{name}' (adamw, sgd)")
+def make_optimizer(model: torch.nn.Module, cfg: OptimizerConfig | dict) -> torch.optim.Optimizer:
+    """The optimizer of an ``optimizer`` section (typed, or a mapping checked here)."""
+    if isinstance(cfg, dict):
+        cfg = parse_config(OptimizerConfig, cfg, "optimizer")
+    if cfg.name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
-def make_scheduler(opt: torch.optim.Optimizer, cfg: dict, total_steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+def make_scheduler(
+    opt: torch.optim.Optimizer, cfg: SchedulerConfig | dict, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler:
     """Linear warm-up then ``constant``, ``cosine`` (to ``final_lr_ratio``) or ``exponential`` decay per step."""
-    name = cfg.get("name", "cosine")
-    warmup = int(cfg.get("warmup_steps", 0))
-    final = float(cfg.get("final_lr_ratio", 0.05))
+    if isinstance(cfg, dict):
+        cfg = parse_config(SchedulerConfig, cfg, "scheduler")
+    name, warmup, final = cfg.name, cfg.warmup_steps, cfg.final_lr_ratio
 
     def factor(step: int) -> float:
         if step < warmup:
@@ -91,11 +91,8 @@ def make_scheduler(opt: torch.optim.Optimizer, cfg: dict, total_steps: int) -> t
             return 1.0
         if name == "cosine":
             return final + (1 - final) * 0.5 * (1 + math.cos(math.pi * progress))
-        if name == "exponential":
-            return final**progress
-        raise ConfigError(f"scheduler: unknown name '{name}' (constant, cosine, exponential)")
+        return final**progress
 
-    factor(warmup)  # validate the name now rather than mid-training
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
@@ -122,31 +119,34 @@ class Trainer:
         out_dir: Path,
         init_state: dict | None = None,
     ):
-        self.cfg = cfg
+        self.cfg = cfg  # as given: saved as train.yaml
+        self.config = as_train_config(cfg)
         self.criterion = criterion
         self.train_utts = train_utts
         self.valid_utts = valid_utts
         self.lang = lang
         self.out_dir = Path(out_dir)
-        self.device = cfg.get("device", "cpu")
+        self.device = self.config.device
         self.dist = init_distributed(self.device)
-        self.seed = int(cfg.get("seed", 0))
+        self.seed = self.config.seed
         torch.manual_seed(self.seed)
         feat_dim = train_utts[0].feats.shape[1]
-        self.model: AcousticModel = build_model(require(cfg, "model", "train config"), feat_dim, lang.num_pdfs)
+        self.model: AcousticModel = build_model(self.config.model, feat_dim, lang.num_pdfs)
         if init_state is not None:
             self.model.load_state_dict(init_state)
         self.model.to(self.device)
         self.ddp_model = self.model
         if self.dist.world_size > 1:
             self.ddp_model = torch.nn.parallel.DistributedDataParallel(self.model)
-        self.epochs = int(require(cfg, "epochs", "train config"))
-        self.max_frames = int(require(cfg, "max_frames", "train config"))
-        self.grad_clip = float(cfg.get("grad_clip", 5.0))
-        self.spec_augment_cfg = cfg.get("spec_augment")
-        self.optimizer = make_optimizer(self.model, require(cfg, "optimizer", "train config"))
+        self.epochs = self.config.epochs
+        self.max_frames = self.config.max_frames
+        self.grad_clip = float(self.config.grad_clip)
+        self.spec_augment_cfg = self.config.spec_augment
+        self.optimizer = make_optimizer(self.model, self.config.optimizer)
         steps_per_epoch = len(self._epoch_batches(0))
-        self.scheduler = make_scheduler(self.optimizer, cfg.get("scheduler", {}), self.epochs * steps_per_epoch)
+        #: Optimizer steps of the whole run (batches whose gradient is skipped included).
+        self.total_steps = self.epochs * steps_per_epoch
+        self.scheduler = make_scheduler(self.optimizer, self.config.scheduler, self.total_steps)
         self.ckpt_dir = self.out_dir / "checkpoints"
         self.start_epoch = 1
         self.step = 0
@@ -295,7 +295,7 @@ class Trainer:
 
     def final_state(self) -> dict:
         """Weights averaged over the last ``average_last`` epochs (1 = last epoch)."""
-        n = int(self.cfg.get("average_last", 1))
+        n = self.config.average_last
         ckpts = [p for _, p in list_checkpoints(self.ckpt_dir)][-n:]
         if n <= 1 or len(ckpts) < 2:
             return {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
