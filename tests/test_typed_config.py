@@ -199,3 +199,13 @@ def test_model_registry_builds_every_type() -> None:
         assert model.config["type"] == name and model.num_pdfs == 4
     with pytest.raises(ConfigError, match="unknown model type 'gru'"):
         build_model({"type": "gru"}, 5, 4)
+
+
+def test_cli_overrides_threads_seed_valid_seed_are_typed_keys() -> None:
+    from asr.training.config import parse_train_config
+
+    cfg = load_config(ROOT / "conf" / "yesno" / "ce.yaml")
+    parsed = parse_train_config(dict(cfg, threads=2, seed=7, valid_seed=3))
+    assert (parsed.threads, parsed.seed, parsed.valid_seed) == (2, 7, 3)
+    with pytest.raises(ConfigError, match="'threads' must be a positive integer, got 0"):
+        parse_train_config(dict(cfg, threads=0), "ce.yaml")

@@ -93,7 +93,7 @@ def phone_durations(alignments: dict, lang) -> list[PhoneDurations]:
             if pid not in stats:
                 name = lang.phones.get(pid)
                 topo = lang.silence_topology if name in silence else lang.topology
-                stats[pid] = PhoneDurations(name, len(topo.states), [])
+                stats[pid] = PhoneDurations(name, topo.min_frames, [])
             stats[pid].durations.append(frames)
     return [stats[p] for p in sorted(stats)]
 
