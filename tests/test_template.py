@@ -129,3 +129,24 @@ def test_run_sh_usage():
     assert proc.returncode == 0 and "--train DATA_DIR --test DATA_DIR" in proc.stdout
     proc = subprocess.run([str(TEMPLATE / "run.sh"), "--no-such-option", "x"], capture_output=True, text=True)
     assert proc.returncode == 2 and "unknown option: --no-such-option" in proc.stderr
+
+
+YESNO = ROOT.parent / "shared" / "corpora" / "yesno"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not YESNO.is_dir(), reason=f"yesno corpus not found at {YESNO}")
+def test_yesno_through_the_template_reaches_its_floor(tmp_path):
+    """No hand-set values: yesno's data dirs and lexicon in, the scaler picks the rest."""
+    asr = ROOT / ".venv" / "bin" / "asr"
+    subprocess.run([str(asr), "prepare-data", "yesno", str(YESNO), str(tmp_path / "import")], check=True,
+                   capture_output=True)
+    proc = subprocess.run([str(TEMPLATE / "run.sh"), "--train", str(tmp_path / "import" / "train"),
+                           "--test", str(tmp_path / "import" / "test"),
+                           "--lexicon", str(ROOT / "lexicon" / "yesno" / "lexicon.txt"),
+                           "--workdir", str(tmp_path / "work")], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("%WER") and "/ 240," in last
+    errors = int(last.split("[ ")[1].split(" /")[0])
+    assert errors <= 1, last  # 1/240: 0_1_0_1_0_0_0_0.wav holds seven spoken words, not eight
