@@ -41,7 +41,8 @@ def validate_file(path: Path) -> object:
 
 
 def repo_yaml_files() -> list[Path]:
-    return sorted(Path(str(SHIPPED)).glob("*.yaml")) + sorted((ROOT / "conf").glob("*/*.yaml"))
+    return (sorted(Path(str(SHIPPED)).glob("*.yaml")) + sorted((ROOT / "conf").glob("*/*.yaml"))
+            + sorted((ROOT / "recipes").glob("*/conf/*.yaml")))
 
 
 @pytest.mark.parametrize("path", repo_yaml_files(), ids=lambda p: f"{p.parent.name}/{p.name}")
