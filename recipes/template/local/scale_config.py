@@ -6,9 +6,11 @@ writes the YAML that ``asr train`` runs, with these keys derived from the
 corpus (the rules, with their constants in :data:`RULES` and
 :data:`KIND_RULES`):
 
-- ``valid_fraction``: ``VALID_FRACTION`` of the speakers (at least one) when
-  the data has at least ``MIN_SPEAKERS_FOR_VALID`` speakers, else 0: holding
-  out one of 3 speakers would take a third of the data and one kind of voice.
+- ``valid_fraction``: ``valid_fraction`` of the speakers (at least one) when
+  the data has at least ``min_speakers_for_valid`` speakers and those
+  speakers hold at most ``asr.training.sanity.MAX_VALID_SHARE`` of the
+  utterances (where training warns), else 0: holding out one of 3 speakers
+  would take a third of the data and one kind of voice.
 - ``max_frames`` (padded input frames per batch): the training frames over
   ``MIN_BATCHES_PER_EPOCH``, within ``MAX_FRAMES_RANGE``, so that a tiny
   corpus still gets several updates an epoch and a big one batches of the
@@ -56,6 +58,7 @@ from asr.config import load_config
 from asr.errors import AsrError, ConfigError
 from asr.fileio import atomic_write_text, read_table
 from asr.training.data import length_batches, split_validation
+from asr.training.sanity import MAX_VALID_SHARE
 
 log = logging.getLogger("asr.recipes.scale_config")
 
@@ -142,9 +145,14 @@ def read_corpus(data_dir: Path, feats_cfg: dict[str, Any]) -> Corpus:
     return Corpus(frames, read_table(data_dir / "utt2spk"), shift / 1000.0)
 
 
-def valid_fraction_for(speakers: int, rules: Rules = RULES) -> float:
-    """The held-out share of speakers: ``rules.valid_fraction``, or 0 with too few speakers."""
-    return rules.valid_fraction if speakers >= rules.min_speakers_for_valid else 0.0
+def valid_fraction_for(corpus: Corpus, valid_seed: int = 0, rules: Rules = RULES) -> float:
+    """The held-out share of speakers: ``rules.valid_fraction``, or 0 with too few
+    speakers or when the speakers it holds out have too many of the utterances."""
+    if corpus.speakers < rules.min_speakers_for_valid:
+        return 0.0
+    kept = training_frames(corpus, rules.valid_fraction, valid_seed, 1)
+    held_share = 1 - len(kept) / len(corpus.frames)
+    return rules.valid_fraction if held_share <= MAX_VALID_SHARE else 0.0
 
 
 def training_frames(corpus: Corpus, valid_fraction: float, valid_seed: int, speed_copies: int) -> dict[str, int]:
@@ -177,7 +185,7 @@ def scale(base: dict[str, Any], corpus: Corpus, kind: str, rules: Rules = RULES)
     """The base config with the corpus-derived keys set, and a one-line summary."""
     rule = KIND_RULES[kind]
     cfg = copy.deepcopy(base)
-    valid = valid_fraction_for(corpus.speakers, rules)
+    valid = valid_fraction_for(corpus, int(cfg.get("valid_seed", 0)), rules)
     copies = 1 + len(cfg.get("speed_perturb") or [])
     frames = training_frames(corpus, valid, int(cfg.get("valid_seed", 0)), copies)
     lo, hi = rules.max_frames_range
