@@ -17,17 +17,23 @@ nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
 systems="ce mmi"  # systems to train and decode besides CE: mmi (stage 7), lfmmi (stage 8, opt-in)
+threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--threads N] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
           validation-tuned weight) and results.tsv, 10 test-set alignment.
   --systems picks the systems beside CE (default 'ce mmi'; flat-start LF-MMI is
   opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
-  seed S's exp/<name>_seedS. The held-out speakers are the same for every seed."
+  seed S's exp/<name>_seedS. The held-out speakers are the same for every seed;
+  up to --nj seeds train at once (logs in exp/log/train_seedS.log)."
 . "$root/tools/recipe_setup.sh"
+# One thread per job: the BLSTM trains about as fast on one thread as on two,
+# a 2-thread job slows down 10x or more when anything else shares the cores,
+# and the thread count is part of the arithmetic (see RESULTS.md).
+export OMP_NUM_THREADS="$threads"
 conf="$root/conf/an4"
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
@@ -56,15 +62,17 @@ fi
 seed_list="${seeds//,/ }"
 sfx() { if [ "$1" -eq 0 ]; then echo ""; else echo "_seed$1"; fi; }
 pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/$model$(sfx $2); else echo exp/${model}_pass$1$(sfx $2); fi; }
-if [ $stage -le 5 ] && [ $stop_stage -ge 5 ]; then
-  for s in $seed_list; do
+has() { case " $systems " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+in_stages() { [ $stage -le $1 ] && [ $stop_stage -ge $1 ]; }
+# Stages 5-8 for one seed; seeds are independent, so up to $nj of them train at once.
+train_seed() {
+  local s=$1 p prev ce
+  if in_stages 5; then
     log 5 "cross-entropy pass 1 ($model, seed $s) on the flat-start alignments"
     $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(pass_dir 1 $s)" \
       --ali-dir exp/flat/ali --graph-dir data/lang_tg --seed $s
-  done
-fi
-if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
-  for s in $seed_list; do
+  fi
+  if in_stages 6; then
     for p in $(seq 2 $passes); do
       prev="$(pass_dir $((p - 1)) $s)"
       log 6 "realignment with $prev, then cross-entropy pass $p (seed $s)"
@@ -72,23 +80,31 @@ if [ $stage -le 6 ] && [ $stop_stage -ge 6 ]; then
       $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out "$(pass_dir $p $s)" \
         --ali-dir "$prev/ali" --init-model-dir "$prev" --graph-dir data/lang_tg --seed $s
     done
-  done
-fi
-has() { case " $systems " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
-if has mmi && [ $stage -le 7 ] && [ $stop_stage -ge 7 ]; then
-  for s in $seed_list; do
+  fi
+  if has mmi && in_stages 7; then
     ce=exp/$model$(sfx $s)
     log 7 "MMI fine-tuning of $ce on its own alignments (denominator: H o phone bigram)"
     $asr align --model-dir $ce data/train $ce/ali
     $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi$(sfx $s) \
       --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s
-  done
-fi
-if has lfmmi && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  for s in $seed_list; do
+  fi
+  if has lfmmi && in_stages 8; then
     log 8 "flat-start LF-MMI (seed $s): no alignments, no CE model (denominator: H o phone trigram from the transcripts)"
     $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi$(sfx $s) \
       --graph-dir data/lang_tg --seed $s
+  fi
+}
+if [ $stage -le 8 ] && [ $stop_stage -ge 5 ]; then
+  mkdir -p exp/log
+  pids=() logs=()
+  for s in $seed_list; do
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do sleep 5; done
+    log 5-8 "seed $s: training, log in exp/log/train_seed$s.log"
+    ( set -e; train_seed $s ) > exp/log/train_seed$s.log 2>&1 &
+    pids+=($!) logs+=(exp/log/train_seed$s.log)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
   done
 fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
