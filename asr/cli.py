@@ -18,6 +18,7 @@ from asr.errors import AsrError
 COMMANDS = {
     "prepare-data": "prepare_data",
     "compute-feats": "compute_feats",
+    "prepare-lexicon": "prepare_lexicon",
     "prepare-lang": "prepare_lang",
     "compile-graph": "compile_graph",
     "train": "train",
