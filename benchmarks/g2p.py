@@ -29,7 +29,8 @@ from benchmarks.common import machine_info, markdown_table
 log = logging.getLogger("benchmarks.g2p")
 
 
-def run_benchmark(seed: int, test_fraction: float, limit: int | None, order: int | None, prune_min_count: int | None) -> dict:
+def run_benchmark(seed: int, test_fraction: float, limit: int | None, order: int | None, prune_min_count: int | None,
+                  stride: int = 1) -> dict:
     """Trains, stores, reloads and scores the G2P; returns the figures."""
     from asr.g2p.cmu import cmudict_pronunciations, evaluate, pairs_of, split_words
     from asr.g2p.decode import G2PDecoder
@@ -43,7 +44,7 @@ def run_benchmark(seed: int, test_fraction: float, limit: int | None, order: int
         config = replace(config, prune_min_count=prune_min_count)
     lexicon = cmudict_pronunciations()
     train, test = split_words(list(lexicon), test_fraction, seed)
-    test = test[:limit] if limit else test
+    test = test[::stride][:limit] if limit else test[::stride]
     start = time.perf_counter()
     model = train_g2p(pairs_of(lexicon, train), config)
     train_s = time.perf_counter() - start
@@ -58,7 +59,7 @@ def run_benchmark(seed: int, test_fraction: float, limit: int | None, order: int
     acc = evaluate(lambda w: next(iter(decoder.pronounce(w)), (None,))[0], {w: lexicon[w] for w in test})
     decode_s = time.perf_counter() - start
     return {
-        "seed": seed, "test_fraction": test_fraction, "train_words": len(train), "test_words": acc.words,
+        "seed": seed, "test_fraction": test_fraction, "stride": stride, "train_words": len(train), "test_words": acc.words,
         "train_pronunciations": len(pairs_of(lexicon, train)), "config": model.config,
         "wer": acc.wer, "per": acc.per, "word_errors": acc.word_errors, "phone_errors": acc.phone_errors,
         "ref_phones": acc.ref_phones, "train_s": train_s, "load_s": load_s,
@@ -81,14 +82,15 @@ def _row(r: dict) -> list:
 def render_markdown(results: list[dict], command: str, machine: dict) -> str:
     """The "G2P" section of benchmarks/RESULTS.md, a row per model."""
     r = results[0]
+    every = f" (every {r['stride']}-th word)" if r["stride"] > 1 else ""
     return (
         "\n## G2P\n\n"
         "Joint-sequence graphone n-gram (`asr/g2p/`, modified Kneser-Ney), trained on "
-        f"{r['train_words']:,} CMUdict words ({r['train_pronunciations']:,} pronunciations) and scored on the other "
-        f"{r['test_words']:,} (seed {r['seed']}, stress removed; a word is right if it matches any reference; "
+        f"{r['train_words']:,} CMUdict words ({r['train_pronunciations']:,} pronunciations) and scored on "
+        f"{r['test_words']:,} of the other {r['test_fraction']:.0%}{every} (seed {r['seed']}, stress removed; a word is right if it matches any reference; "
         "PER against the closest reference). Times: training (alignment + n-gram), decoding per word, loading the "
         "stored model.  \n"
-        f"Command: `{command}` (commit {machine['git_commit']}{', uncommitted G2P files' if machine['git_dirty'] else ''}).  \n"
+        f"Command: `{command}` (commit {machine['git_commit']}{', dirty working tree' if machine['git_dirty'] else ''}).  \n"
         f"Machine: {machine['cpu_model']}, {machine['nproc']} CPUs (nproc), Python {machine['python']}, one thread, "
         "nice 19 with another training job on the machine (times are upper bounds).\n\n"
         + markdown_table(["model", "WER", "PER", "train", "decode / word", "load", "model file", "n-grams",
@@ -104,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0, help="split seed (default 0)")
     p.add_argument("--test-fraction", type=float, default=0.1, help="held-out share of the words (default 0.1)")
     p.add_argument("--limit", type=int, default=None, help="score only the first N test words (a quick run)")
+    p.add_argument("--stride", type=int, default=1, help="score every K-th test word (default 1: all)")
     p.add_argument("--order", type=int, default=None, help="n-gram order (default: the shipped model's)")
     p.add_argument("--prune-min-counts", default=None,
                    help="comma list of pruning counts, a model each (default: the shipped model's; 1 = no pruning)")
@@ -114,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     counts = [int(c) for c in args.prune_min_counts.split(",")] if args.prune_min_counts else [None]
     results = []
     for count in counts:
-        result = run_benchmark(args.seed, args.test_fraction, args.limit, args.order, count)
+        result = run_benchmark(args.seed, args.test_fraction, args.limit, args.order, count, args.stride)
         results.append(result)
         print(f"G2P: WER {100 * result['wer']:.2f}%  PER {100 * result['per']:.2f}%  on {result['test_words']} words; "
               f"train {result['train_s']:.0f} s, model {result['model_bytes'] / 1e6:.1f} MB, "

@@ -12,7 +12,7 @@ from asr.cli import main
 from asr.errors import AsrError, LexiconError
 from asr.g2p import default_decoder, default_model_path
 from asr.g2p.align import AlignConfig, align
-from asr.g2p.cmu import Accuracy, evaluate, split_words, strip_stress
+from asr.g2p.cmu import Accuracy, cmudict_pronunciations, evaluate, split_words, strip_stress
 from asr.g2p.decode import G2PDecoder
 from asr.g2p.lexicon import read_phone_map, words_from_text
 from asr.g2p.model import G2PConfig, G2PError, load_model, model_to_state, save_model, train_g2p
@@ -235,3 +235,16 @@ def test_words_from_text_skips_markers_and_keeps_first_line(tmp_path):
     text.write_text("u1 <s> A [laugh] B </s>\nu2 B C <UNK>\n", encoding="utf-8")
     got = [(s.word, s.line) for s in words_from_text(text)]
     assert got == [("A", 1), ("B", 1), ("C", 2)]
+
+
+def test_prepare_lexicon_with_the_shipped_g2p(tmp_path):
+    text = tmp_path / "text"
+    text.write_text("utt1 HELLO ZORBLAT\n", encoding="utf-8")
+    out = tmp_path / "lexicon.txt"
+    assert main(["prepare-lexicon", "--text", str(text), str(out)]) == 0
+    lines = read_lex(out)
+    assert "HELLO HH AH L OW" in lines
+    g2p = read_lex(tmp_path / "lexicon_g2p.txt")
+    assert len(g2p) == 1 and g2p[0].startswith("ZORBLAT Z ") and g2p[0] in lines
+    arpabet = {p for prons in cmudict_pronunciations().values() for pron in prons for p in pron}
+    assert set(g2p[0].split()[1:]) <= arpabet

