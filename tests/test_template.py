@@ -33,6 +33,7 @@ def make_data_dir(path: Path, speakers: int, utts_per_speaker: int, seconds: flo
 
 
 def scaled(tmp_path: Path, kind: str, speakers: int, utts: int, seconds: float = 1.0, override: dict | None = None):
+    tmp_path.mkdir(exist_ok=True)
     data = make_data_dir(tmp_path / "data", speakers, utts, seconds)
     args = ["--data", str(data), "--base", str(TEMPLATE / "conf" / f"{kind}.yaml"), "--kind", kind]
     if override is not None:
@@ -86,6 +87,13 @@ def test_override_wins_key_by_key(tmp_path):
     assert cfg["model"]["hidden"] == 512 and cfg["model"]["dropout"] == 0.1
     assert cfg["model"]["type"] == "tdnn" and "context" in cfg["model"]  # nested keys merged, not replaced
     assert out.read_text().startswith("# Written by recipes/template/local/scale_config.py")
+
+
+def test_override_speed_perturb_counts_in_the_scaling(tmp_path):
+    plain, _, _ = scaled(tmp_path / "a", "ce", 20, 100, 2.0)
+    perturbed, _, _ = scaled(tmp_path / "b", "ce", 20, 100, 2.0, override={"ce": {"speed_perturb": [0.9, 1.1]}})
+    assert perturbed["speed_perturb"] == [0.9, 1.1]
+    assert perturbed["epochs"] < plain["epochs"]  # three copies of the data: fewer epochs for the same steps
 
 
 def test_override_warmup_too_long_is_warned(tmp_path, caplog):

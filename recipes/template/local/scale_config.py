@@ -25,8 +25,9 @@ corpus (the rules, with their constants in :data:`RULES` and
   whole run: the prior ramp never finishes and the alignments degenerate.)
 - ``model.hidden``: by hours of training audio (``WIDTH_BY_HOURS``).
 
-An override YAML (``--override``) is applied last and always wins, key by key
-(nested mappings such as ``model`` or ``scheduler`` are merged).  Its top-level
+An override YAML (``--override``) always wins, key by key (nested mappings
+such as ``model`` or ``scheduler`` are merged); the scaling sees its keys, so
+an override's ``speed_perturb`` counts in the steps per epoch.  Its top-level
 keys are sections: ``all`` applies to every stage, ``flat_start``, ``ce``,
 ``ce_pass2`` and ``mmi`` to the stage of that ``--kind``, for example::
 
@@ -271,9 +272,12 @@ def main(argv: list[str] | None = None) -> int:
 def run(args: argparse.Namespace) -> int:
     """Writes the scaled (and overridden) config."""
     corpus = read_corpus(args.data, load_config(args.feats_config))
-    cfg, summary = scale(load_config(args.base), corpus, args.kind)
+    override = read_override(args.override, args.kind) if args.override else {}
+    # Scaled with the override's keys in place (its speed_perturb multiplies the
+    # data), then the override again, so that its explicit values win.
+    cfg, summary = scale(merge(load_config(args.base), override), corpus, args.kind)
+    cfg = merge(cfg, override)
     if args.override:
-        cfg = merge(cfg, read_override(args.override, args.kind))
         summary += f" (then {args.override})"
     check_warmups(cfg, corpus, str(args.out))
     args.out.parent.mkdir(parents=True, exist_ok=True)
