@@ -9,6 +9,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import hashlib
+import functools
 import inspect
 import json
 import logging
@@ -124,7 +125,10 @@ def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -
     Raises:
       ConfigError: for a bad config.
     """
-    kwargs = validate_feature_config(config)
+    try:
+        kwargs = _validated_kwargs(tuple(sorted(config.items())))
+    except TypeError:  # an unhashable (so invalid) value: let the checker name it
+        kwargs = validate_feature_config(config)
     fn = _kaldi_function(config["type"])
     wave = waveform.reshape(1, -1).to(torch.float32) * INT16_SCALE
     window = int(kwargs["sample_frequency"] * float(kwargs.get("frame_length", 25.0)) / 1000.0)
@@ -134,6 +138,16 @@ def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -
     if feats.ndim != 2:  # torchaudio returns an empty 1-D tensor for too-short input
         feats = feats.reshape(0, feature_dim(config))
     return feats.to(torch.float32).contiguous()
+
+
+@functools.lru_cache(maxsize=16)
+def _validated_kwargs(items: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    """:func:`validate_feature_config` once per distinct config, not per utterance.
+
+    Checking a config inspects torchaudio's signature, which took as long as
+    the features of a short utterance. Callers must not modify the result.
+    """
+    return validate_feature_config(dict(items))
 
 
 def feature_dim(config: dict[str, Any]) -> int:
