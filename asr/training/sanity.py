@@ -111,5 +111,6 @@ def check_phone_durations(alignments: dict, lang, out_dir: Path) -> list[str]:
     listed = ", ".join(f"{r.phone} ({100 * r.at_minimum:.0f}% of {len(r.durations)})" for r in stuck)
     return [_warn(
         f"{len(stuck)} of {len(rows)} phones spend more than {100 * STUCK_FRACTION:.0f}% of their occurrences "
-        f"at the topology's minimum duration: {listed}. A flat start stuck in the degenerate optimum (check "
-        f"prior_warmup_steps against the run's steps); see {Path(out_dir) / DURATIONS_FILE}")]
+        f"at the topology's minimum duration: {listed}. From a flat start this is the degenerate optimum (check "
+        f"prior_warmup_steps against the run's steps); for rare phones of a trained model it may be harmless; "
+        f"see {Path(out_dir) / DURATIONS_FILE}")]
