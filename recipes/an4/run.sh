@@ -19,8 +19,9 @@ passes=3          # CE passes; each after the first starts from the previous mod
 systems="ce mmi"  # systems to train and decode besides CE: mmi (stage 7), lfmmi (stage 8, opt-in)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
+cmvn=per-utterance  # per-utterance or per-speaker (systems then end in _spkcmvn); held-out and test speakers use their own statistics
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--threads N] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
@@ -43,7 +44,7 @@ fi
 if [ $stage -le 1 ] && [ $stop_stage -ge 1 ]; then
   log 1 "features"
   # a bare config name (fbank.yaml, lang_chain_pos.yaml) is a default shipped in asr/conf
-  $asr compute-feats data/train data/test fbank --config fbank.yaml --nj $nj --cmvn per-utterance
+  $asr compute-feats data/train data/test fbank --config fbank.yaml --nj $nj --cmvn $cmvn
 fi
 if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
   log 2 "lang dir (chain topology: one state per phone; word-position-dependent phones)"
@@ -108,12 +109,13 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 5 ]; then
   done
 fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
-# results.tsv system names: <model>_<criterion>_<units>
+# results.tsv system names: <model>_<criterion>_<units>[_<adapt>]
+adapt=""; [ "$cmvn" = per-speaker ] && adapt=_spkcmvn
 systems() {
   for s in $seed_list; do
-    echo "${model}_ce_mono:$s:exp/$model$(sfx $s)"
-    if has mmi; then echo "${model}_mmi_mono:$s:exp/${model}_mmi$(sfx $s)"; fi
-    if has lfmmi; then echo "tdnn_lfmmi_mono:$s:exp/lfmmi$(sfx $s)"; fi
+    echo "${model}_ce_mono$adapt:$s:exp/$model$(sfx $s)"
+    if has mmi; then echo "${model}_mmi_mono$adapt:$s:exp/${model}_mmi$(sfx $s)"; fi
+    if has lfmmi; then echo "tdnn_lfmmi_mono$adapt:$s:exp/lfmmi$(sfx $s)"; fi
   done
 }
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
@@ -121,7 +123,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   first_seed="${seed_list%% *}"
   rm -rf data/valid
   $py "$here/local/subset_data_dir.py" data/train exp/$model$(sfx $first_seed)/valid_utts.txt data/valid
-  $asr compute-feats data/valid fbank --config fbank.yaml --nj 1 --cmvn per-utterance
+  $asr compute-feats data/valid fbank --config fbank.yaml --nj 1 --cmvn $cmvn
   # The held-out speakers' sentences are in the training text: tune on graphs
   # whose LMs never saw them, as the test set's never saw its own.
   mkdir -p data/local
