@@ -14,8 +14,8 @@ from asr.config import load_config
 from asr.errors import LanguageModelError
 from asr.lang.fsa_io import load_fsa
 from asr.lang.graph import arpa_to_g, build_graph_dir, compile_hlg, word_ids_on_path
+from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lm import read_arpa
-from asr.training.graphs import dense_fsa_vec
 
 from helpers_tiny import make_lang, one_hot_log_probs, write_lexicon
 

@@ -13,9 +13,9 @@ from asr.decoding.ctm import TimedWord, WordAligner
 from asr.decoding.search import SearchConfig, prepare_hlg, read_paths, rescore_best_paths, search
 from asr.errors import ModelDirError
 from asr.lang.fsa_io import load_fsa
+from asr.lang.k2fsa import arc_splits
 from asr.model_dir import ModelDir
 from asr.training.data import length_batches
-from asr.training.graphs import arc_splits
 from asr.training.priors import scaled_log_likelihoods
 
 log = logging.getLogger("asr.decoding.decoder")

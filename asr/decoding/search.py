@@ -20,7 +20,7 @@ import torch
 
 from asr.config import option, parse_config
 
-from asr.training.graphs import arc_splits, dense_fsa_vec
+from asr.lang.k2fsa import arc_splits, dense_fsa_vec
 
 log = logging.getLogger("asr.decoding.search")
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import k2
 import torch
 
-from asr.training.graphs import arc_splits, dense_fsa_vec
+from asr.lang.k2fsa import arc_splits, dense_fsa_vec
 
 
 def graph_log_likelihood(

@@ -99,13 +99,14 @@ import torch
 
 from asr.config import parse_config
 from asr.errors import ConfigError
+from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lang_dir import UNK, LangDir
 from asr.lang.lm import BOS, EOS, estimate_ngram, ngram_logprob
 from asr.training.augment import perturb_alignment
 from asr.training.criteria import LossOutput
 from asr.training.data import Batch
 from asr.training.config import ALIGNMENT_BEAM, LfMmiOptions, MmiOptions, SequenceOptions, field_names
-from asr.training.graphs import NumeratorGraphCompiler, dense_fsa_vec
+from asr.training.graphs import NumeratorGraphCompiler
 from asr.training.registry import CriterionContext
 
 log = logging.getLogger("asr.training.lfmmi")
