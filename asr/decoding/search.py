@@ -114,14 +114,20 @@ def words_per_arc(lattice: k2.Fsa) -> torch.Tensor:
     return (aux > 0).to(torch.float32)
 
 
+def decode_scores(lattice: k2.Fsa, lm_weight: float, word_penalty: float, acoustic_scale: float = 1.0) -> torch.Tensor:
+    """(arcs,) ``acoustic_scale * am + lm_weight * lm - word_penalty * words``: the scores a 1-best maximises
+    (and word posteriors, :mod:`asr.decoding.confidence`, are computed with)."""
+    return acoustic_scale * lattice.am_scores + lm_weight * lattice.lm_scores - word_penalty * words_per_arc(lattice)
+
+
 def rescore_best_paths(lattice: k2.Fsa, lm_weight: float, word_penalty: float, acoustic_scale: float = 1.0) -> k2.Fsa:
-    """Best paths under ``acoustic_scale * am + lm_weight * lm - word_penalty * words``.
+    """Best paths under :func:`decode_scores`.
 
     With ``acoustic_scale = 1 / LMWT`` and ``lm_weight = 1`` this is Kaldi's
     ``lattice-scale --inv-acoustic-scale=LMWT | lattice-add-penalty``.
     """
     lat = lattice.clone()
-    lat.scores = acoustic_scale * lat.am_scores + lm_weight * lat.lm_scores - word_penalty * words_per_arc(lat)
+    lat.scores = decode_scores(lat, lm_weight, word_penalty, acoustic_scale)
     return k2.shortest_path(lat, use_double_scores=True)
 
 
