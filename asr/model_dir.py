@@ -29,6 +29,16 @@ from asr.models import AcousticModel, build_model
 
 log = logging.getLogger("asr.model_dir")
 
+#: The acoustic scale a training criterion's outputs are meant to be decoded at, by
+#: criterion name (model.yaml's ``criterion``).  A criterion not listed makes a
+#: hybrid model whose scale is tuned (decode configs default to 0.1).  This is
+#: the one place the scale is declared: asr.training.registry's ``Criterion``
+#: reads it, and the decoder reads it without importing training.
+DECODE_ACOUSTIC_SCALES: dict[str, float] = {
+    # LF-MMI outputs are trained against graph scores at scale 1.
+    "lfmmi": 1.0,
+}
+
 LANG_FILES = ("phones.txt", "words.txt", "lexicon.txt", "lexicon_disambig.txt", "lang.yaml", "pdfs.txt",
               "L.pt", "L_disambig.pt", "H.pt")
 
@@ -66,6 +76,11 @@ class ModelDir:
     @property
     def feature_config(self) -> dict:
         return self.info["features"]
+
+    @property
+    def declared_acoustic_scale(self) -> float | None:
+        """The acoustic scale the model's criterion is meant to be decoded at (None: tune it)."""
+        return DECODE_ACOUSTIC_SCALES.get(self.info.get("criterion"))
 
     @property
     def frame_shift(self) -> float:

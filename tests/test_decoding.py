@@ -18,7 +18,7 @@ from asr.decoding.search import read_paths, rescore_best_paths
 from asr.fileio import atomic_torch_save
 from asr.lang.fsa_io import fsa_to_tensors
 from asr.lang.lang_dir import SymbolTable
-from asr.training.priors import scaled_log_likelihoods
+from asr.models.priors import scaled_log_likelihoods
 
 WER_RE = re.compile(r"%WER (\d+\.\d+) \[ (\d+) / (\d+),")
 

@@ -17,9 +17,9 @@ from asr.cli import main as asr_main
 from asr.config import load_config
 from asr.fileio import safe_torch_load
 from asr.model_dir import ModelDir
+from asr.models.priors import estimate_log_priors, scaled_log_likelihoods
 from asr.training.alignment import alignment_segments, forced_align
 from asr.training.graphs import NumeratorGraphCompiler
-from asr.training.priors import estimate_log_priors, scaled_log_likelihoods
 from asr.training.run import train
 
 from helpers_tiny import make_data_dir, make_lang, one_hot_log_probs, synth_utterance, train_config

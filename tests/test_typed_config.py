@@ -20,7 +20,8 @@ def validate_file(path: Path) -> object:
     from asr.decoding.search import decode_config
     from asr.features.extract import validate_feature_config
     from asr.lang.lang_dir import LangConfig
-    from asr.training.config import AlignConfig, parse_train_config
+    from asr.training.config import AlignConfig
+    from asr.training.registry import parse_train_config
     from asr.tree.config import tree_config
 
     cfg = load_config(path)
@@ -74,7 +75,7 @@ def test_config_reference_lists_every_key_of_every_definition() -> None:
 
 
 def test_misspelled_sequence_key_is_a_one_line_error_naming_file_and_key(tmp_path: Path) -> None:
-    from asr.training.config import parse_train_config
+    from asr.training.registry import parse_train_config
 
     cfg = load_config(ROOT / "conf" / "yesno" / "lfmmi.yaml")
     cfg["den_ordr"] = cfg.pop("den_order")
@@ -86,7 +87,7 @@ def test_misspelled_sequence_key_is_a_one_line_error_naming_file_and_key(tmp_pat
 
 
 def test_key_of_another_criterion_is_ignored_with_a_warning(caplog) -> None:
-    from asr.training.config import parse_train_config
+    from asr.training.registry import parse_train_config
 
     cfg = dict(load_config(ROOT / "conf" / "yesno" / "ce.yaml"), prior_scale=0.5)
     parsed = parse_train_config(cfg, "ce.yaml")
@@ -112,7 +113,7 @@ def test_bad_training_values_name_file_and_key(tmp_path: Path, section, key, val
 
     path.write_text(yaml.safe_dump(cfg))
     with pytest.raises(ConfigError, match=rf"^{path}: .*") as err:
-        from asr.training.config import parse_train_config
+        from asr.training.registry import parse_train_config
 
         parse_train_config(load_config(path), str(path))
     assert expected in str(err.value)
@@ -121,7 +122,7 @@ def test_bad_training_values_name_file_and_key(tmp_path: Path, section, key, val
 
 def test_recipe_configs_load_to_the_values_the_code_used_before() -> None:
     """Defaults moved into the dataclasses, but the recipes get the values they always got."""
-    from asr.training.config import parse_train_config
+    from asr.training.registry import parse_train_config
 
     flat = parse_train_config(load_config(ROOT / "conf" / "an4" / "flat_start.yaml"))
     assert (flat.output_beam, flat.criterion_options.prior_decay, flat.criterion_options.prior_warmup_steps) == (
@@ -203,7 +204,7 @@ def test_model_registry_builds_every_type() -> None:
 
 
 def test_cli_overrides_threads_seed_valid_seed_are_typed_keys() -> None:
-    from asr.training.config import parse_train_config
+    from asr.training.registry import parse_train_config
 
     cfg = load_config(ROOT / "conf" / "yesno" / "ce.yaml")
     parsed = parse_train_config(dict(cfg, threads=2, seed=7, valid_seed=3))

@@ -9,7 +9,7 @@ import torch
 
 from asr.config import load_config
 from asr.training.alignment import Alignment
-from asr.training.config import parse_train_config
+from asr.training.registry import parse_train_config
 from asr.training.data import Utterance, split_validation
 from asr.training.sanity import DURATIONS_FILE, check_phone_durations, check_schedule, check_validation_split
 from helpers_tiny import make_data_dir, make_lang, train_config

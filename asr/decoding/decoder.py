@@ -9,30 +9,27 @@ from pathlib import Path
 import k2
 import torch
 
+from asr.data.batching import length_batches
 from asr.decoding.ctm import TimedWord, WordAligner
 from asr.decoding.search import SearchConfig, prepare_hlg, read_paths, rescore_best_paths, search
 from asr.errors import ModelDirError
 from asr.lang.fsa_io import load_fsa
 from asr.lang.k2fsa import arc_splits
 from asr.model_dir import ModelDir
-from asr.training.data import length_batches
-from asr.training.priors import scaled_log_likelihoods
+from asr.models.priors import scaled_log_likelihoods
 
 log = logging.getLogger("asr.decoding.decoder")
 
 
 def warn_decode_scale(md: ModelDir, cfg: SearchConfig) -> None:
-    """Warns when the model's criterion declares an acoustic scale (asr.training.registry) and cfg differs."""
-    from asr.training.registry import CRITERIA
-
-    name = md.info.get("criterion")
-    wanted = CRITERIA.get(name, str(md.path)).decode_acoustic_scale if name in CRITERIA else None
+    """Warns when ``cfg`` decodes at another acoustic scale than the model's criterion declares."""
+    wanted = md.declared_acoustic_scale
     if wanted is not None and cfg.acoustic_scale != wanted:
         # LF-MMI outputs are trained against graph scores at scale 1; a
         # hybrid acoustic scale (0.1) lets the graph costs delete words.
         log.warning(
             "%s is a '%s' model, decoded with acoustic_scale %g: its outputs are meant for %g "
-            "(e.g. conf/yesno/decode_lfmmi.yaml)", md.path, name, cfg.acoustic_scale, wanted,
+            "(e.g. conf/yesno/decode_lfmmi.yaml)", md.path, md.info.get("criterion"), cfg.acoustic_scale, wanted,
         )
 
 

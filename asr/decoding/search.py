@@ -1,7 +1,7 @@
 """Pruned Viterbi search over HLG and what to read off its lattices.
 
 The acoustic model's log-posteriors become scaled log-likelihoods
-(:func:`asr.training.priors.scaled_log_likelihoods`) and a
+(:func:`asr.models.priors.scaled_log_likelihoods`) and a
 ``k2.DenseFsaVec``; ``k2.intersect_dense_pruned`` searches HLG with them.
 Every lattice keeps two per-arc score attributes so that it can be rescored
 without decoding again:

@@ -33,10 +33,10 @@ from asr.fileio import atomic_open, atomic_write_text
 from asr.lang.context import pdf_map
 from asr.lang.lang_dir import LangDir
 from asr.model_dir import ModelDir
+from asr.models.priors import scaled_log_likelihoods
 from asr.training.alignment import Alignment, alignment_segments, forced_align
 from asr.training.data import Utterance, collate, load_utterances, make_batches
 from asr.training.graphs import NumeratorGraphCompiler
-from asr.training.priors import scaled_log_likelihoods
 from asr.training.sanity import check_phone_durations
 
 log = logging.getLogger("asr.training.align")

@@ -4,7 +4,7 @@ A training YAML is flat: the keys of :class:`TrainConfig` (every criterion)
 plus the keys of its criterion's options class (:class:`FlatStartOptions`,
 :class:`CrossEntropyOptions`, :class:`LfMmiOptions`, :class:`MmiOptions`;
 the criterion registry, :mod:`asr.training.registry`, says which).
-:func:`parse_train_config` checks a mapping against both: an unknown or
+:func:`asr.training.registry.parse_train_config` checks a mapping against both: an unknown or
 misspelled key, a wrong type or a bad range is a one-line ConfigError naming
 the file and the key.  docs/CONFIG.md is generated from these classes.
 
@@ -14,14 +14,10 @@ This module imports no torch, so the CLI can list the criteria cheaply.
 from __future__ import annotations
 
 import dataclasses
-import logging
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from asr.config import _closest, check_range, config_fields, option, parse_config
-from asr.errors import ConfigError
-
-log = logging.getLogger("asr.training.config")
+from asr.config import check_range, config_fields, option
 
 #: Log-domain pruning beam of forced alignment and of the numerator/flat-start
 #: lattices: wide enough to keep every path that matters on these tasks
@@ -100,7 +96,7 @@ class TrainConfig:
     use_priors: bool = option(
         True, "estimate state priors from the alignments and keep them in the model dir (criteria that write "
         "priors; mmi also trains on log y - log prior)")
-    #: The parsed criterion options (not a YAML key; set by parse_train_config).
+    #: The parsed criterion options (not a YAML key; set by asr.training.registry.parse_train_config).
     criterion_options: Any = dataclasses.field(default=None, init=False, repr=False, compare=False)
 
     def check(self, where: str, prefix: str = "") -> None:
@@ -177,58 +173,6 @@ class MmiOptions(SequenceOptions):
 def field_names(cls: type) -> list[str]:
     """The YAML keys of a config dataclass."""
     return [f.name for f, _ in config_fields(cls) if f.init]
-
-
-def _criterion_keys(data: dict[str, Any], criterion: str, options: type, where: str) -> dict[str, Any]:
-    """The criterion's own keys of a flat training mapping.
-
-    A key no criterion knows raises (naming the criterion, with a spelling
-    hint).  A key of another criterion (``prior_scale`` in an lfmmi config) is
-    ignored with a warning: configs copied between criteria keep working.
-    """
-    from asr.training.registry import CRITERIA
-
-    common, own = field_names(TrainConfig), field_names(options)
-    picked = {}
-    for key, value in data.items():
-        if key in own or key in common:
-            if key in own:
-                picked[key] = value
-            continue
-        owners = [name for name, c in CRITERIA.items() if key in field_names(c.options)]
-        if not owners:
-            raise ConfigError(f"{where}: unknown key '{key}' for criterion '{criterion}'"
-                              f"{_closest(str(key), common + own)}")
-        log.warning("%s: key '%s' is read only by criterion %s, not '%s': ignored", where, key,
-                    ", ".join(owners), criterion)
-    return picked
-
-
-def parse_train_config(data: Any, where: str = "train config") -> TrainConfig:
-    """Checks a training mapping and returns it typed, its criterion options in ``criterion_options``.
-
-    Raises:
-      ConfigError: one line naming ``where`` and the key.
-    """
-    from asr.training.registry import CRITERIA
-
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where}: expected a YAML mapping at top level")
-    if "criterion" not in data:
-        raise ConfigError(f"{where}: missing key 'criterion'")
-    spec = CRITERIA.get(data["criterion"], where)
-    own = _criterion_keys(data, spec.name, spec.options, where)
-    common = set(field_names(TrainConfig))
-    config = parse_config(TrainConfig, {k: v for k, v in data.items() if k in common}, where)
-    if not data.get("spec_augment"):
-        config.spec_augment = None  # an empty section has always meant no SpecAugment
-    config.criterion_options = parse_config(spec.options, own, where)
-    return config
-
-
-def as_train_config(cfg: TrainConfig | dict[str, Any], where: str = "train config") -> TrainConfig:
-    """``cfg`` typed (a mapping is parsed with :func:`parse_train_config`)."""
-    return cfg if isinstance(cfg, TrainConfig) else parse_train_config(cfg, where)
 
 
 @dataclass

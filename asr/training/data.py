@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 
+from asr.data.batching import length_batches
 from asr.data.datadir import DataDir
 from asr.errors import DataDirError
 from asr.features.cmvn import load_features
@@ -76,29 +77,6 @@ def split_validation(utts: list[Utterance], fraction: float, seed: int) -> tuple
     num_valid = min(len(speakers) - 1, max(1, round(fraction * len(speakers))))
     valid_speakers = set(rng.sample(speakers, num_valid))
     return [u for u in utts if u.speaker not in valid_speakers], [u for u in utts if u.speaker in valid_speakers]
-
-
-def length_batches(lengths: list[int], keys: list[str], max_frames: int, shuffle: bool = False, seed: int = 0) -> list[list[int]]:
-    """Groups item indices of similar length into batches of at most ``max_frames`` padded frames.
-
-    Items are sorted by decreasing length (ties by key), as k2 wants.  With
-    ``shuffle`` the order of batches (not their content) is shuffled by
-    ``seed``, so an epoch is reproducible from its seed alone.
-    """
-    order = sorted(range(len(lengths)), key=lambda i: (-lengths[i], keys[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    for i in order:
-        longest = lengths[current[0]] if current else lengths[i]
-        if current and longest * (len(current) + 1) > max_frames:
-            batches.append(current)
-            current = []
-        current.append(i)
-    if current:
-        batches.append(current)
-    if shuffle:
-        random.Random(seed).shuffle(batches)
-    return batches
 
 
 def make_batches(utts: list[Utterance], max_frames: int, shuffle: bool, seed: int) -> list[list[int]]:

@@ -319,7 +319,7 @@ def den_graph_from_hlg(path: str | Path) -> k2.Fsa:
 def options_from_mapping(cfg: dict, options_type: type) -> tuple[SequenceOptions, float]:
     """A sequence criterion's options and ``output_beam`` from a mapping (e.g. a whole training config).
 
-    Keys of other parts of a training config are left to :func:`asr.training.config.parse_train_config`.
+    Keys of other parts of a training config are left to :func:`asr.training.registry.parse_train_config`.
     """
     own = {k: v for k, v in cfg.items() if k in field_names(options_type)}
     where = "sequence criterion config"
@@ -567,7 +567,7 @@ def build_lfmmi(ctx: CriterionContext) -> LfMmiCriterion:
 
 def build_mmi(ctx: CriterionContext) -> MmiCriterion:
     """The ``mmi`` registry factory: trains on ``log y - log prior`` with ``use_priors``."""
-    from asr.training.priors import estimate_log_priors
+    from asr.models.priors import estimate_log_priors
 
     priors = None
     if ctx.config.use_priors:

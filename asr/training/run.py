@@ -16,10 +16,10 @@ from asr.fileio import atomic_write_text
 from asr.features.extract import load_feature_config
 from asr.lang.lang_dir import LangDir
 from asr.model_dir import ModelDir
-from asr.training.config import TrainConfig, parse_train_config
+from asr.models.priors import estimate_log_priors
+from asr.training.config import TrainConfig
 from asr.training.data import load_utterances, split_validation
-from asr.training.priors import estimate_log_priors
-from asr.training.registry import CRITERIA, Criterion, CriterionContext
+from asr.training.registry import CRITERIA, Criterion, CriterionContext, parse_train_config
 from asr.training.sanity import check_schedule, check_validation_split
 from asr.training.trainer import Trainer, write_model_dir
 

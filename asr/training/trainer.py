@@ -34,8 +34,9 @@ from asr.model_dir import copy_graph, copy_lang, save_model_dir
 from asr.models import AcousticModel, build_model, model_config_dict
 from asr.training.augment import spec_augment
 from asr.training.checkpoint_avg import average_checkpoints
-from asr.training.config import OptimizerConfig, SchedulerConfig, as_train_config
+from asr.training.config import OptimizerConfig, SchedulerConfig
 from asr.training.data import Batch, Utterance, collate, make_batches
+from asr.training.registry import as_train_config
 
 log = logging.getLogger("asr.training.trainer")
 

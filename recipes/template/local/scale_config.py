@@ -56,9 +56,10 @@ from typing import Any
 import yaml
 
 from asr.config import load_config
+from asr.data.batching import length_batches
 from asr.errors import AsrError, ConfigError
 from asr.fileio import atomic_write_text, read_table
-from asr.training.data import length_batches, split_validation
+from asr.training.data import split_validation
 from asr.training.sanity import MAX_VALID_SHARE
 
 log = logging.getLogger("asr.recipes.scale_config")
