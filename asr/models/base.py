@@ -32,6 +32,8 @@ class AcousticModel(nn.Module):
       subsampling_factor: Input frames per output frame (1, 3, ...).
       feat_dim: Input feature dimension.
       num_pdfs: Output dimension (columns of the log-probability matrix).
+      ivector_dim: Dimension of the i-vector appended to each frame (0: none;
+        see :meth:`append_ivectors`).
       config: The normalized, YAML-safe model config (plain dict) that
         ``build_model(config, feat_dim, num_pdfs)`` turns back into the same
         architecture, so a saved state_dict loads into it.
@@ -40,14 +42,53 @@ class AcousticModel(nn.Module):
     subsampling_factor: int
     feat_dim: int
     num_pdfs: int
+    ivector_dim: int
     config: dict[str, Any]
 
-    def __init__(self, feat_dim: int, num_pdfs: int, subsampling_factor: int, config: dict[str, Any]):
+    def __init__(self, feat_dim: int, num_pdfs: int, subsampling_factor: int, config: dict[str, Any],
+                 ivector_dim: int = 0):
         super().__init__()
         self.feat_dim = int(feat_dim)
         self.num_pdfs = int(num_pdfs)
         self.subsampling_factor = int(subsampling_factor)
+        self.ivector_dim = int(ivector_dim)
         self.config = copy.deepcopy(config)
+
+    def append_ivectors(self, x: Tensor, ivectors: Tensor | None, step: int = 1) -> Tensor:
+        """Appends each frame's i-vector to (N, T', C) frames (Kaldi's ``Append(..., ReplaceIndex(ivector, t, 0))``).
+
+        The one way every model takes i-vectors: at the input of its first
+        layer that sees flat frames (the features for TDNN and (B)LSTM, the
+        flattened conv output for CNN-LSTM).
+
+        Args:
+          x: (N, T', C) frames at ``step`` input frames each.
+          ivectors: (N, T, D) per input frame, or (N, D) per utterance
+            (offline); None for a model without i-vectors.
+          step: Input frames per frame of ``x``: frame t' takes input frame ``t' * step``.
+
+        Returns:
+          (N, T', C + D), or ``x`` itself when the model takes no i-vectors.
+
+        Raises:
+          ValueError: when i-vectors are missing, unexpected or of the wrong
+            shape (a programming error of the caller).
+        """
+        if not self.ivector_dim:
+            if ivectors is not None:
+                raise ValueError("this model takes no i-vectors (ivector_dim 0)")
+            return x
+        if ivectors is None:
+            raise ValueError(f"this model takes i-vectors of dim {self.ivector_dim}; none were given")
+        if ivectors.dim() == 2:
+            ivectors = ivectors.unsqueeze(1).expand(-1, x.shape[1] * step, -1)
+        if ivectors.dim() != 3 or ivectors.shape[0] != x.shape[0] or ivectors.shape[2] != self.ivector_dim:
+            raise ValueError(f"expected i-vectors of shape ({x.shape[0]}, T, {self.ivector_dim}), "
+                             f"got {tuple(ivectors.shape)}")
+        per_frame = ivectors[:, ::step][:, : x.shape[1]]
+        if per_frame.shape[1] < x.shape[1]:
+            raise ValueError(f"i-vectors for {ivectors.shape[1]} frames, the input has more")
+        return torch.cat([x, per_frame.to(x.dtype)], dim=2)
 
     def output_lengths(self, lengths: Tensor) -> Tensor:
         """Number of output frames for each input length.
@@ -64,12 +105,14 @@ class AcousticModel(nn.Module):
         s = self.subsampling_factor
         return torch.div(lengths + (s - 1), s, rounding_mode="floor")
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, lengths: Tensor, ivectors: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Computes per-frame log-probabilities over pdfs.
 
         Args:
           feats: (N, T, F) float32 padded features.
           lengths: (N,) int64 valid frame counts.
+          ivectors: (N, T, D) i-vectors per input frame (or (N, D) per
+            utterance) when ``ivector_dim > 0``, else None.
 
         Returns:
           ``(log_probs, out_lengths)``: (N, T', num_pdfs) log_softmax outputs
@@ -242,13 +285,19 @@ class ModelConfig:
     subsampling: int = option(1, "output frame subsampling factor (3 = 30 ms output frames)")
     output_init: Literal["default", "zero"] = option(
         "default", "'zero' starts the output layer at zero (Kaldi's chain output-layer; flat-start LF-MMI needs it)")
+    ivector_dim: int = option(
+        0, "i-vector appended to every frame of the first layer's input (0: none); train with --ivector-dir")
 
     def check(self, where: str, prefix: str = "") -> None:
         """Range checks shared by every type."""
         check_range(where, f"{prefix}hidden", self.hidden >= 1, "a positive integer", self.hidden)
         check_range(where, f"{prefix}dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)", self.dropout)
         check_range(where, f"{prefix}subsampling", self.subsampling >= 1, "a positive integer", self.subsampling)
+        check_range(where, f"{prefix}ivector_dim", self.ivector_dim >= 0, "a non-negative integer", self.ivector_dim)
 
     def common(self) -> dict[str, Any]:
-        """The normalized shared keys, in the order model.yaml has always had them."""
-        return {"type": self.type, "hidden": self.hidden, "dropout": float(self.dropout), "subsampling": self.subsampling}
+        """The normalized shared keys, in the order model.yaml has always had them (``ivector_dim`` only when set)."""
+        keys = {"type": self.type, "hidden": self.hidden, "dropout": float(self.dropout), "subsampling": self.subsampling}
+        if self.ivector_dim:
+            keys["ivector_dim"] = self.ivector_dim
+        return keys

@@ -40,6 +40,9 @@ class CNNLSTM(AcousticModel):
       dropout: Dropout between and after LSTM layers.
       subsampling: Output frame subsampling factor.
       config: Normalized config kept on the model.
+      ivector_dim: i-vector dimension appended to every frame of the
+        flattened conv output, the LSTM's input (0: none); the convs see
+        time-frequency patches, where an i-vector has no place.
     """
 
     def __init__(
@@ -54,8 +57,9 @@ class CNNLSTM(AcousticModel):
         dropout: float,
         subsampling: int,
         config: dict[str, Any],
+        ivector_dim: int = 0,
     ):
-        super().__init__(feat_dim, num_pdfs, subsampling, config)
+        super().__init__(feat_dim, num_pdfs, subsampling, config, ivector_dim)
         self.time_strides = [subsampling if i == 0 else 1 for i in range(len(channels))]
         ins = [1] + channels[:-1]
         self.convs = nn.ModuleList(
@@ -64,11 +68,11 @@ class CNNLSTM(AcousticModel):
         )
         self.norms = nn.ModuleList(MaskedBatchNorm(c) for c in channels)
         flat_dim = channels[-1] * conv_out_freq(feat_dim, len(channels))
-        self.lstm = LstmStack(flat_dim, hidden, layers, proj, bidirectional, dropout)
+        self.lstm = LstmStack(flat_dim + ivector_dim, hidden, layers, proj, bidirectional, dropout)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(self.lstm.out_dim, num_pdfs)
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, lengths: Tensor, ivectors: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See :meth:`AcousticModel.forward`."""
         lengths = check_lengths(feats, lengths)
         x = feats.unsqueeze(1)  # (N, 1, T, F)
@@ -80,7 +84,7 @@ class CNNLSTM(AcousticModel):
             cur = torch.div(cur + (stride - 1), stride, rounding_mode="floor")
             x = norm(x, time_mask(cur, x.shape[2]))
         n, c, t, f = x.shape
-        x = x.permute(0, 2, 1, 3).reshape(n, t, c * f)
+        x = self.append_ivectors(x.permute(0, 2, 1, 3).reshape(n, t, c * f), ivectors, self.subsampling_factor)
         x = self.dropout(self.lstm(x, cur))
         return torch.log_softmax(self.output(x), dim=-1), self.output_lengths(lengths)
 
@@ -109,4 +113,4 @@ def build_cnn_lstm(cfg: CnnLstmConfig, feat_dim: int, num_pdfs: int, where: str)
     norm = cfg.common()
     norm.update(layers=cfg.layers, proj=cfg.proj or 0, channels=channels, bidirectional=cfg.bidirectional)
     return CNNLSTM(feat_dim, num_pdfs, channels, cfg.hidden, cfg.layers, cfg.proj or 0, cfg.bidirectional,
-                   float(cfg.dropout), cfg.subsampling, norm)
+                   float(cfg.dropout), cfg.subsampling, norm, cfg.ivector_dim)

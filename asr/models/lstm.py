@@ -121,6 +121,7 @@ class LSTMModel(AcousticModel):
       dropout: Dropout between and after LSTM layers.
       subsampling: Output frame subsampling factor.
       config: Normalized config kept on the model.
+      ivector_dim: i-vector dimension appended to every input frame (0: none).
     """
 
     def __init__(
@@ -134,22 +135,24 @@ class LSTMModel(AcousticModel):
         dropout: float,
         subsampling: int,
         config: dict[str, Any],
+        ivector_dim: int = 0,
     ):
-        super().__init__(feat_dim, num_pdfs, subsampling, config)
+        super().__init__(feat_dim, num_pdfs, subsampling, config, ivector_dim)
+        in_dim = feat_dim + ivector_dim
         self.frontend = (
-            SplicedConv1d(feat_dim, hidden, subsampling_offsets(subsampling), subsampling) if subsampling > 1 else None
+            SplicedConv1d(in_dim, hidden, subsampling_offsets(subsampling), subsampling) if subsampling > 1 else None
         )
-        self.lstm = LstmStack(hidden if self.frontend else feat_dim, hidden, layers, proj, bidirectional, dropout)
+        self.lstm = LstmStack(hidden if self.frontend else in_dim, hidden, layers, proj, bidirectional, dropout)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(self.lstm.out_dim, num_pdfs)
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, lengths: Tensor, ivectors: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See :meth:`AcousticModel.forward`."""
         lengths = check_lengths(feats, lengths)
         out_lengths = self.output_lengths(lengths)
-        x = feats
+        x = self.append_ivectors(feats, ivectors)
         if self.frontend is not None:
-            x = torch.relu(self.frontend(feats.transpose(1, 2), lengths)).transpose(1, 2)
+            x = torch.relu(self.frontend(x.transpose(1, 2), lengths)).transpose(1, 2)
         x = self.dropout(self.lstm(x, out_lengths))
         return torch.log_softmax(self.output(x), dim=-1), out_lengths
 
@@ -175,4 +178,4 @@ def build_lstm(cfg: LstmConfig, feat_dim: int, num_pdfs: int, where: str) -> LST
     norm = cfg.common()
     norm.update(layers=cfg.layers, proj=cfg.proj or 0)
     return LSTMModel(feat_dim, num_pdfs, cfg.hidden, cfg.layers, cfg.proj or 0, cfg.type == "blstm",
-                     float(cfg.dropout), cfg.subsampling, norm)
+                     float(cfg.dropout), cfg.subsampling, norm, cfg.ivector_dim)

@@ -41,6 +41,7 @@ class TDNN(AcousticModel):
       subsampling: Output frame subsampling factor.
       subsampling_layer: Index of the layer that carries the stride.
       config: Normalized config kept on the model.
+      ivector_dim: i-vector dimension appended to every input frame (0: none).
     """
 
     def __init__(
@@ -53,21 +54,22 @@ class TDNN(AcousticModel):
         subsampling: int,
         subsampling_layer: int,
         config: dict[str, Any],
+        ivector_dim: int = 0,
     ):
-        super().__init__(feat_dim, num_pdfs, subsampling, config)
+        super().__init__(feat_dim, num_pdfs, subsampling, config, ivector_dim)
         self.strides = [subsampling if i == subsampling_layer else 1 for i in range(len(contexts))]
         self.convs = nn.ModuleList(
-            SplicedConv1d(feat_dim if i == 0 else hidden, hidden, ctx, stride)
+            SplicedConv1d(feat_dim + ivector_dim if i == 0 else hidden, hidden, ctx, stride)
             for i, (ctx, stride) in enumerate(zip(contexts, self.strides))
         )
         self.norms = nn.ModuleList(MaskedBatchNorm(hidden) for _ in contexts)
         self.dropout = nn.Dropout(dropout)
         self.output = nn.Linear(hidden, num_pdfs)
 
-    def forward(self, feats: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+    def forward(self, feats: Tensor, lengths: Tensor, ivectors: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """See :meth:`AcousticModel.forward`."""
         lengths = check_lengths(feats, lengths)
-        x = feats.transpose(1, 2)  # (N, F, T) for Conv1d
+        x = self.append_ivectors(feats, ivectors).transpose(1, 2)  # (N, F [+ D], T) for Conv1d
         cur = lengths
         for conv, norm, stride in zip(self.convs, self.norms, self.strides):
             x = torch.relu(conv(x, cur))
@@ -107,4 +109,5 @@ def build_tdnn(cfg: TdnnConfig, feat_dim: int, num_pdfs: int, where: str) -> TDN
     check_range(where, "subsampling_layer", 0 <= sub_layer < len(contexts), f"in 0..{len(contexts) - 1}", sub_layer)
     norm = cfg.common()
     norm.update(layers=len(contexts), context=contexts, subsampling_layer=sub_layer)
-    return TDNN(feat_dim, num_pdfs, cfg.hidden, contexts, float(cfg.dropout), cfg.subsampling, sub_layer, norm)
+    return TDNN(feat_dim, num_pdfs, cfg.hidden, contexts, float(cfg.dropout), cfg.subsampling, sub_layer, norm,
+                cfg.ivector_dim)
