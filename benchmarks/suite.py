@@ -114,13 +114,14 @@ def _load_waves(ctx: Context, sample_rate: int) -> dict:
 def section_decode(ctx: Context) -> dict:
     import torch
 
+    from asr.data.datadir import read_text
     from asr.decoding.decoder import Decoder
     from asr.decoding.search import SearchConfig, read_paths, rescore_best_paths, search
     from asr.features.cmvn import apply_cmvn, cmvn_stats
     from asr.features.extract import compute_utterance_features
     from asr.lang.fsa_io import load_fsa
     from asr.model_dir import ModelDir
-    from asr.scoring.wer import format_wer, read_text, score
+    from asr.scoring.wer import format_wer, score
 
     dd, utts, audio_secs = ctx.test_set()
     cfg = ctx.decode_config()
@@ -607,8 +608,9 @@ def section_peer(ctx: Context, ours: dict | None) -> dict:
         print(f"peer: skipped: {msg}", file=sys.stderr)
         return {"status": "skipped", "reason": msg, "tables": [], "data": {}}
     from asr.data.audio import load_audio
+    from asr.data.datadir import read_text
     from asr.lang import lm as lmlib
-    from asr.scoring.wer import format_wer, read_text, score
+    from asr.scoring.wer import format_wer, score
 
     model_path = Path(pocketsphinx.get_model_path()) / "en-us"
     hmm = model_path / "en-us"

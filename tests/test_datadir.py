@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.data.datadir import DataDir, Segment, validate_data_dir, write_data_dir
+from asr.data.datadir import DataDir, Segment, read_text, validate_data_dir, write_data_dir
 from asr.errors import DataDirError
 
 
@@ -137,3 +137,12 @@ def test_check_audio(tmp_path: Path) -> None:
     validate_data_dir(d)  # headers are not opened by default
     with pytest.raises(DataDirError, match=r"wav\.scp:2: .*gone\.wav"):
         validate_data_dir(d, check_audio=True)
+
+
+def test_read_text_allows_empty_transcripts_and_names_bad_lines(tmp_path):
+    p = tmp_path / "text"
+    p.write_text("u1 A B\r\nu2\n")
+    assert read_text(p) == {"u1": ["A", "B"], "u2": []}
+    p.write_text("u1 A\nu1 B\n")
+    with pytest.raises(DataDirError, match=r"text:2: duplicate utterance id 'u1'"):
+        read_text(p)

@@ -7,7 +7,7 @@ import logging
 import pytest
 
 from asr.cli import main
-from asr.scoring import ScoreResult, format_details, format_wer, normalize_text, read_text, score
+from asr.scoring import ScoreResult, format_details, format_wer, normalize_text, score
 from asr.scoring.wer import format_alignment, speaker_of
 
 
@@ -90,12 +90,6 @@ def test_alignment_lines_and_speakers():
     assert table[0].split()[0] == "SPEAKER"
     assert [row.split()[0] for row in table[1:]] == ["spk1", "spk2", "SUM"]
     assert table[2].split()[-2:] == ["0.00", "0.00"]
-
-
-def test_read_text(tmp_path):
-    p = tmp_path / "text"
-    p.write_text("u1 A B\r\nu2\n")
-    assert read_text(p) == {"u1": ["A", "B"], "u2": []}
 
 
 @pytest.fixture

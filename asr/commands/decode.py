@@ -38,7 +38,8 @@ def run(args: argparse.Namespace) -> int:
     from asr.lang.fsa_io import load_fsa
     from asr.lang.lang_dir import SymbolTable
     from asr.decoding.rescore import prepare_rescoring_g
-    from asr.scoring.wer import format_wer, read_text, score
+    from asr.data.datadir import read_text
+    from asr.scoring.wer import format_wer, score
 
     from asr.config import resolve_config
     from asr.decoding.search import decode_config

@@ -58,7 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     """Prints the %WER and %SER lines (and details after a blank line)."""
     from asr.fileio import read_table
-    from asr.scoring.wer import format_details, format_wer, normalize_text, read_text, score
+    from asr.data.datadir import read_text
+    from asr.scoring.wer import format_details, format_wer, normalize_text, score
 
     if args.top < 0:
         raise DataDirError(f"--top must be >= 0, got {args.top}")

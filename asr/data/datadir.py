@@ -352,6 +352,24 @@ def write_data_dir(
     return DataDir.load(d, require_text=text is not None)
 
 
+def read_text(path: PathLike) -> dict[str, list[str]]:
+    """Reads a Kaldi ``text`` file (``uttid w1 w2 ...``; no words is allowed).
+
+    Raises:
+      DataDirError: on a missing file, a blank line or a duplicate utterance
+        id, naming file and line.
+    """
+    out: dict[str, list[str]] = {}
+    for i, line in enumerate(read_lines(path, DataDirError), 1):
+        fields = line.split()
+        if not fields:
+            raise DataDirError(f"{path}:{i}: empty line")
+        if fields[0] in out:
+            raise DataDirError(f"{path}:{i}: duplicate utterance id '{fields[0]}'")
+        out[fields[0]] = fields[1:]
+    return out
+
+
 def write_int_table(path: PathLike, items: Iterable[tuple[str, int]]) -> None:
     """Writes a ``key integer`` table (e.g. ``utt2num_frames``)."""
     write_table(path, ((k, str(int(v))) for k, v in items))

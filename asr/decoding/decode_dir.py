@@ -163,7 +163,8 @@ def sweep(
     Returns:
       The best %WER line and its WER.
     """
-    from asr.scoring.wer import format_wer, read_text, score
+    from asr.data.datadir import read_text
+    from asr.scoring.wer import format_wer, score
 
     ref = read_text(ref_text)
     lattices = load_lattices(out, nj)

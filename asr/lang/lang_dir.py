@@ -192,7 +192,7 @@ class LangDir:
 
 def read_word_counts(text_path: str | Path) -> Counter:
     """Word counts of a Kaldi ``text`` file (``utt-id word word ...``)."""
-    from asr.scoring.wer import read_text
+    from asr.data.datadir import read_text
 
     return Counter(w for words in read_text(text_path).values() for w in words)
 

@@ -6,7 +6,6 @@ from asr.scoring.wer import (
     format_details,
     format_wer,
     normalize_text,
-    read_text,
     score,
 )
 
@@ -16,6 +15,5 @@ __all__ = [
     "format_details",
     "format_wer",
     "normalize_text",
-    "read_text",
     "score",
 ]

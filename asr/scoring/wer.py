@@ -16,7 +16,6 @@ from typing import Iterable, Mapping
 import kaldialign
 
 from asr.errors import DataDirError
-from asr.fileio import PathLike, read_lines
 
 log = logging.getLogger("asr.scoring.wer")
 
@@ -362,20 +361,3 @@ def normalize_text(
     drop = {fold(t) for t in remove}
     return [w for w in (fold(w) for w in words) if w not in drop]
 
-
-def read_text(path: PathLike) -> dict[str, list[str]]:
-    """Reads a Kaldi ``text`` file (``uttid w1 w2 ...``; no words is allowed).
-
-    Raises:
-      DataDirError: on a missing file, a blank line or a duplicate utterance
-        id, naming file and line.
-    """
-    out: dict[str, list[str]] = {}
-    for i, line in enumerate(read_lines(path, DataDirError), 1):
-        fields = line.split()
-        if not fields:
-            raise DataDirError(f"{path}:{i}: empty line")
-        if fields[0] in out:
-            raise DataDirError(f"{path}:{i}: duplicate utterance id '{fields[0]}'")
-        out[fields[0]] = fields[1:]
-    return out
