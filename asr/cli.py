@@ -24,6 +24,7 @@ COMMANDS = {
     "train": "train",
     "align": "align",
     "build-tree": "build_tree",
+    "convert-ali": "convert_ali",
     "decode": "decode",
     "score": "score",
     "transcribe": "transcribe",

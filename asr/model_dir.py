@@ -40,7 +40,7 @@ DECODE_ACOUSTIC_SCALES: dict[str, float] = {
 }
 
 LANG_FILES = ("phones.txt", "words.txt", "lexicon.txt", "lexicon_disambig.txt", "lang.yaml", "pdfs.txt",
-              "L.pt", "L_disambig.pt", "H.pt")
+              "L.pt", "L_disambig.pt", "H.pt", "tree.yaml")
 
 
 def copy_lang(lang_dir: Path, dest: Path) -> None:

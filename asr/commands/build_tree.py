@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", help="tree options overriding the packaged defaults (asr/conf/tree.yaml)")
     p.add_argument("--extra-questions", help="phone sets to ask besides the automatic ones: one per line")
     p.add_argument("--max-leaves", type=int, help="override the config's max_leaves")
+    p.add_argument("--lang-out", metavar="DIR", help="also write a copy of --lang with the tree in it (pdfs = leaves), "
+                   "for context-dependent graphs and training, e.g. data/lang_tree500")
     p.add_argument("--show", metavar="TREE", help="print a tree file (or a dir holding tree.yaml) and exit")
     p.set_defaults(func=run, parser=p)
 
@@ -44,4 +46,11 @@ def run(args: argparse.Namespace) -> int:
     tree = build_tree_dir(args.ali_dir, args.data, args.lang, args.out_dir, cfg, args.extra_questions)
     print(f"{args.out_dir}/tree.yaml: {tree.num_leaves} leaves, {len(tree.roots)} roots, "
           f"context width {tree.context_width} (central position {tree.central_position})")
+    if args.lang_out:
+        from pathlib import Path
+
+        from asr.tree.convert import write_tree_lang
+
+        write_tree_lang(args.lang, Path(args.out_dir) / "tree.yaml", args.lang_out)
+        print(f"{args.lang_out}: lang dir with the tree ({tree.num_leaves} pdfs)")
     return 0

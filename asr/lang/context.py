@@ -178,6 +178,11 @@ def position_dependent_lexicon(
 def pdf_map(source, target) -> torch.Tensor:
     """For each pdf of ``target``, the pdf of ``source`` that models its base phone.
 
+    For a ``target`` with a tree (and a monophone ``source`` with the same
+    phones), each leaf maps to the pdf of the (central phone, pdf class) that
+    most of its context windows have
+    (:func:`asr.lang.context_graph.leaf_source_pdfs`).
+
     Lets a model trained on ``source`` (say a monophone lang) score the graphs
     of ``target`` (the same phones with word-internal contexts): column
     ``map[j] - 1`` of its output stands in for pdf ``j``.  Index 0 is unused.
@@ -190,6 +195,13 @@ def pdf_map(source, target) -> torch.Tensor:
     Raises:
       LexiconError: if a base phone is missing from ``source`` or its topology differs.
     """
+    if target.context is not None:
+        # A lang with a tree: each leaf is scored by the monophone pdf of its commonest phone and class.
+        from asr.lang.context_graph import leaf_source_pdfs
+
+        if source.context is not None:
+            raise LexiconError(f"{source.path}: mapping from one tree's leaves to another's is not supported")
+        return leaf_source_pdfs(source, target.context.tree)
     src_table, dst_table = source.pdf_table, target.pdf_table
     src_index = {p: j for j, p in enumerate(source.hmm_phones)}
     bases = target.config.get("base_phones", {}) or {}

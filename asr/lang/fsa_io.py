@@ -69,3 +69,15 @@ def load_fsa(path: str | Path) -> k2.Fsa:
       AsrError: if the file is missing, unsafe or not an FSA.
     """
     return fsa_from_tensors(safe_torch_load(path), str(path))
+
+
+def arcs_to_fsa(arcs: list[tuple[int, int, int, float]]) -> k2.Fsa:
+    """An FSA from ``(src, dst, label, score)`` arcs sorted by source state.
+
+    The final state is the highest-numbered one; arcs into it carry label -1.
+    """
+    if not arcs:
+        return k2.Fsa.from_str("")  # the empty FSA (no states)
+    t = torch.tensor([a[:3] for a in arcs], dtype=torch.int32)
+    scores = torch.tensor([a[3] for a in arcs], dtype=torch.float32)
+    return k2.Fsa(torch.cat([t, scores.view(torch.int32).unsqueeze(1)], dim=1))

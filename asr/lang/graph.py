@@ -74,21 +74,22 @@ def compile_lg(L_disambig: k2.Fsa, G: k2.Fsa, first_phone_disambig: int, first_w
 
 
 def compile_hlg(lang: LangDir, G: k2.Fsa) -> k2.Fsa:
-    """Compiles HLG: pdf-id sequences (labels) to words (ragged aux_labels).
+    """Compiles HLG (HCLG for a lang with a tree): pdf-id sequences (labels) to words (ragged aux_labels).
 
     HLG's scores are graph scores (G plus L's silence probabilities); the
     decoder keeps them apart from acoustic scores in its lattices.
     """
     t0 = time.perf_counter()
-    H = lang.load_graph("H")
     L = lang.load_graph("L_disambig")
     LG = compile_lg(L, G, lang.phones["#0"], lang.words["#0"])
     log.info("LG: %d states, %d arcs", LG.shape[0], LG.num_arcs)
-    HLG = k2.arc_sort(k2.connect(k2.compose(H, LG, inner_labels="phones")))
+    # With a tree this is H o C o LG (asr.lang.context_graph): same conventions, tied pdfs.
+    HLG = lang.compose_h(LG)
     elapsed = time.perf_counter() - t0
+    name = "HCLG" if lang.context is not None else "HLG"
     if HLG.num_arcs == 0:
-        raise LanguageModelError("HLG is empty: the LM and lexicon share no word sequence")
-    log.info("HLG: %d states, %d arcs, compiled in %.2f s", HLG.shape[0], HLG.num_arcs, elapsed)
+        raise LanguageModelError(f"{name} is empty: the LM and lexicon share no word sequence")
+    log.info("%s: %d states, %d arcs, compiled in %.2f s", name, HLG.shape[0], HLG.num_arcs, elapsed)
     return HLG
 
 

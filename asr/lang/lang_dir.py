@@ -11,6 +11,9 @@ Layout (Kaldi's, plus k2 graphs)::
     lang/lang.yaml             the config used (silence probability, topology)
     lang/L.pt, L_disambig.pt   lexicon FSTs (phones -> words)
     lang/H.pt                  HMM FST (pdfs -> phones)
+    lang/tree.yaml             only in a context-dependent lang (``asr build-tree --lang-out``):
+                               the decision tree; pdfs are its leaves and graphs are built
+                               through it (:mod:`asr.lang.context_graph`), so there is no H.pt
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import logging
 import math
 from collections import Counter
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import k2
 import torch
@@ -32,7 +37,13 @@ from asr.lang.fsa_io import load_fsa, save_fsa
 from asr.lang.lexicon import Lexicon, add_disambig_symbols, read_lexicon, write_lexicon
 from asr.lang.topology import PdfTable, Topology, TopologyConfig, build_h, topology_from_config
 
+if TYPE_CHECKING:
+    from asr.lang.context_graph import ContextDependency
+
 log = logging.getLogger("asr.lang.lang_dir")
+
+#: The decision tree of a context-dependent lang dir.
+TREE_FILE = "tree.yaml"
 
 EPS = "<eps>"
 UNK = "<UNK>"
@@ -174,20 +185,53 @@ class LangDir:
 
     @property
     def pdf_table(self) -> PdfTable:
+        """The monophone pdf inventory (of the phones' own HMMs; a tree's leaves are not in it)."""
         return make_pdf_table(self.hmm_phones, self.silence_phones, self.topology, self.silence_topology)
+
+    @cached_property
+    def context(self) -> "ContextDependency | None":
+        """The phonetic context of a lang with a ``tree.yaml``, None for a monophone lang."""
+        if not (self.path / TREE_FILE).is_file():
+            return None
+        from asr.lang.context_graph import ContextDependency, phone_topologies
+        from asr.tree.tree import Tree
+
+        tree = Tree.load(self.path / TREE_FILE)
+        tree.check_lang(self.phones.sym2id, str(self.path / TREE_FILE))
+        return ContextDependency(tree, phone_topologies(self))
 
     @property
     def num_pdfs(self) -> int:
-        return self.pdf_table.num_pdfs
+        """Output dimension of a model over this lang: the tree's leaves, or the phones' pdfs."""
+        return self.context.num_pdfs if self.context is not None else self.pdf_table.num_pdfs
 
     def pdf_to_phone(self) -> torch.Tensor:
-        """Maps pdf id (index) to phone id; index 0 is unused."""
+        """Maps pdf id (index) to phone id; index 0 is unused.
+
+        Raises:
+          LexiconError: for a context-dependent lang, whose leaves may be shared by phones.
+        """
+        if self.context is not None:
+            raise LexiconError(f"{self.path / TREE_FILE}: tree leaves are not phone-specific (no pdf -> phone map)")
         table = self.pdf_table
         return torch.tensor([0] + [self.phones[self.hmm_phones[j]] for j in table.pdf_to_phone_index()])
 
     def load_graph(self, name: str) -> k2.Fsa:
         """Loads ``L``, ``L_disambig`` or ``H`` from the lang dir."""
+        if name == "H" and self.context is not None:
+            raise LexiconError(f"{self.path}: a context-dependent lang has no H.pt (graphs go through its tree)")
         return load_fsa(self.path / f"{name}.pt")
+
+    def compose_h(self, phone_fsa: k2.Fsa) -> k2.Fsa:
+        """H o X (through the tree's context for a context-dependent lang) of an epsilon-free phone FSA X.
+
+        The result has pdf-id labels, X's scores and aux labels on the arcs
+        that enter a phone, and a ``phones`` attribute (the phone entered, else 0).
+        """
+        if self.context is not None:
+            return k2.arc_sort(k2.connect(self.context.compose(phone_fsa)))
+        H = k2.arc_sort(self.load_graph("H"))
+        return k2.arc_sort(k2.connect(k2.compose(H, k2.arc_sort(phone_fsa), inner_labels="phones")))
 
 
 def read_word_counts(text_path: str | Path) -> Counter:

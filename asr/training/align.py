@@ -116,21 +116,8 @@ def write_alignments(
     ``lang`` is the lang dir the alignments are in (default: the model's).
     """
     lang = lang or md.lang
-    out_dir.mkdir(parents=True, exist_ok=True)
     keys = sorted(alignments, key=lambda k: k.encode())
-    ark, scp = out_dir / "ali.ark", out_dir / "ali.scp"
-    tmp_ark, tmp_scp = out_dir / ".ali.ark.tmp", out_dir / ".ali.scp.tmp"
-    try:
-        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
-            for k in keys:
-                writer(k, alignments[k].pdfs.numpy().astype(np.int32))
-        # The scp names the temporary ark; point it at the final name.
-        text = tmp_scp.read_text().replace(str(tmp_ark), str(ark.resolve()))
-        tmp_ark.replace(ark)
-        atomic_write_text(scp, text)
-    finally:
-        tmp_scp.unlink(missing_ok=True)
-        tmp_ark.unlink(missing_ok=True)
+    write_alignment_ark({k: a.pdfs for k, a in alignments.items()}, out_dir)
     silence = {lang.phones[p] for p in lang.silence_phones}
     with atomic_open(out_dir / "phone.ctm") as pf, atomic_open(out_dir / "word.ctm") as wf:
         for k in keys:
@@ -144,6 +131,24 @@ def write_alignments(
          "lang_dir": str(lang.path)},
         out_dir / "info.yaml",
     )
+
+
+def write_alignment_ark(alignments: dict[str, torch.Tensor], out: Path) -> None:
+    """``ali.ark`` + ``ali.scp`` (int32 pdf-id vectors, keys in byte order), written through temporaries."""
+    out.mkdir(parents=True, exist_ok=True)
+    ark, scp = out / "ali.ark", out / "ali.scp"
+    tmp_ark, tmp_scp = out / ".ali.ark.tmp", out / ".ali.scp.tmp"
+    try:
+        with kaldiio.WriteHelper(f"ark,scp:{tmp_ark},{tmp_scp}") as writer:
+            for k in sorted(alignments, key=lambda k: k.encode()):
+                writer(k, alignments[k].numpy().astype(np.int32))
+        # The scp names the temporary ark; point it at the final name.
+        text = tmp_scp.read_text().replace(str(tmp_ark), str(ark.resolve()))
+        tmp_ark.replace(ark)
+        atomic_write_text(scp, text)
+    finally:
+        tmp_scp.unlink(missing_ok=True)
+        tmp_ark.unlink(missing_ok=True)
 
 
 def read_alignments(ali_dir: str | Path) -> dict[str, torch.Tensor]:

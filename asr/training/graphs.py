@@ -28,7 +28,8 @@ class NumeratorGraphCompiler:
         self.lang = lang
         self.words = lang.words
         self.L_inv = k2.arc_sort(lang.load_graph("L").invert())
-        self.H = k2.arc_sort(lang.load_graph("H"))
+        # A lang with a tree has no H: its graphs go through the tree (LangDir.compose_h).
+        self.H = k2.arc_sort(lang.load_graph("H")) if lang.context is None else None
         self.unk_id = self.words[UNK]
 
     def words_to_ids(self, words: list[str]) -> tuple[list[int], int]:
@@ -51,6 +52,12 @@ class NumeratorGraphCompiler:
         pairs = [self.words_to_ids(words) for words in transcripts]
         return [ids for ids, _ in pairs], sum(oov for _, oov in pairs)
 
+    def _phone_graph(self, ids: list[int]) -> k2.Fsa:
+        """One transcript -> its epsilon-free phone-level FSA (word ids as ragged aux labels)."""
+        word_fsa = k2.add_epsilon_self_loops(k2.linear_fsa(ids))
+        fsa = k2.intersect(self.L_inv, word_fsa, treat_epsilons_specially=False)
+        return k2.connect(k2.remove_epsilon(k2.arc_sort(k2.connect(k2.invert(fsa)))))
+
     def phone_graphs(self, word_ids: list[list[int]]) -> k2.Fsa:
         """Transcripts -> phone-level FSAs (epsilon-free, with epsilon self-loops)."""
         word_fsa = k2.add_epsilon_self_loops(k2.linear_fsa(word_ids))
@@ -60,6 +67,8 @@ class NumeratorGraphCompiler:
 
     def compile(self, word_ids: list[list[int]]) -> k2.Fsa:
         """Builds the numerator graphs (an FsaVec) for a batch of transcripts."""
+        if self.H is None:
+            return k2.create_fsa_vec([self.lang.compose_h(self._phone_graph(ids)) for ids in word_ids])
         phone_fsa = self.phone_graphs(word_ids)
         num = k2.compose(self.H, phone_fsa, treat_epsilons_specially=False, inner_labels="phones")
         return k2.arc_sort(k2.connect(num))

@@ -292,9 +292,15 @@ def build_denominator_graph(
 
 
 def compose_denominator(lang: LangDir, P: k2.Fsa, leaky_hmm_coefficient: float = 0.0, order: int = 0) -> k2.Fsa:
-    """H o P (P from :func:`phone_lm_fsa`), epsilon-free over pdf ids, plus the leaky arcs."""
-    H = k2.arc_sort(lang.load_graph("H"))
-    den = k2.connect(k2.compose(H, P, treat_epsilons_specially=True))
+    """H o P (P from :func:`phone_lm_fsa`), epsilon-free over pdf ids, plus the leaky arcs.
+
+    For a lang with a tree it is H o C o P, through the tree's context.
+    """
+    if lang.context is not None:
+        den = lang.compose_h(P)
+    else:
+        H = k2.arc_sort(lang.load_graph("H"))
+        den = k2.connect(k2.compose(H, P, treat_epsilons_specially=True))
     den = k2.arc_sort(_fsa_from_arcs(_arc_list(den)))  # drop aux labels and attributes
     den = add_leaky_arcs(den, leaky_hmm_coefficient)
     log.info(
@@ -487,7 +493,8 @@ class MmiCriterion(_MmiBase):
         self.boost = float(self.options.boost)
         self.acoustic_scale = float(self.options.acoustic_scale)
         self.log_priors = log_priors
-        self.pdf2phone = lang.pdf_to_phone()
+        # Boosting compares phones; a tree lang's leaves have none of their own.
+        self.pdf2phone = lang.pdf_to_phone() if self.boost > 0 else None
 
     def alignments(self, out_lengths: torch.Tensor, batch: Batch) -> list[torch.Tensor | None]:
         assert batch.alignments is not None, "MMI training needs alignments"
@@ -536,7 +543,8 @@ def make_sequence_criterion(
     """Builds ``lfmmi`` or ``mmi`` from its options and the training utterances.
 
     The phone LM comes from the utterances' alignments when they have them,
-    else from their transcripts.  ``cfg`` is the criterion's options
+    else from their transcripts (always for a lang with a tree, whose leaves
+    do not name phones: first pronunciations, silence at the edges).  ``cfg`` is the criterion's options
     (:class:`asr.training.config.LfMmiOptions` / ``MmiOptions``) or a mapping
     holding their keys and ``output_beam``.
     """
@@ -548,7 +556,7 @@ def make_sequence_criterion(
         den = den_graph_from_hlg(Path(graph_dir) / "HLG.pt")
         log.info("MMI denominator: HLG of %s, %d states, %d arcs", graph_dir, den.shape[0], den.num_arcs)
     else:
-        if all(u.alignment is not None for u in utts):
+        if all(u.alignment is not None for u in utts) and lang.context is None:
             seqs = phones_from_alignments(lang, (u.alignment for u in utts))
         else:
             seqs = phones_from_transcripts(lang, (u.words for u in utts))

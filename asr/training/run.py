@@ -71,7 +71,8 @@ def initial_state(init: ModelDir, lang: LangDir) -> dict[str, Tensor]:
     system instead of from scratch.
     """
     state = init.model.state_dict()
-    if init.model.num_pdfs == lang.num_pdfs:
+    same_units = (init.lang.context is None) == (lang.context is None)  # a tree may have as many leaves
+    if init.model.num_pdfs == lang.num_pdfs and same_units:
         return state
     from asr.lang.context import pdf_map
 
