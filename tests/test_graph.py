@@ -13,7 +13,8 @@ from asr.cli import main as asr_main
 from asr.config import load_config
 from asr.errors import LanguageModelError
 from asr.lang.fsa_io import load_fsa
-from asr.lang.graph import arpa_to_g, build_graph_dir, compile_hlg, word_ids_on_path
+from asr.lang.grammar import arpa_to_g
+from asr.lang.graph import build_graph_dir, compile_hlg, word_ids_on_path
 from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lm import read_arpa
 

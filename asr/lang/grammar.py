@@ -29,6 +29,8 @@ import dataclasses
 import logging
 import math
 import re
+import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -721,10 +723,53 @@ def expression_to_g(
 # The kinds
 
 
+def lm_vocabulary(lang: "LangDir") -> list[str]:
+    """Words an LM over this lexicon should cover.
+
+    All lexicon words except those pronounced only with silence phones
+    (``<SIL>``, and ``<UNK>`` when it has no pronunciation of its own):
+    optional silence is L's business, not the LM's.
+    """
+    silence = set(lang.silence_phones)
+    non_silence = {w for w, pron in lang.lexicon if any(p not in silence for p in pron)}
+    return sorted(non_silence)
+
+
+def arpa_to_g(arpa_path: str | Path, words_txt: str | Path, max_order: int = -1) -> "k2.Fsa":
+    """Converts an ARPA LM into G, an FSA over word ids with ``#0`` back-offs.
+
+    ``<s>`` and ``</s>`` become epsilons, as in Kaldi.  Scores are natural
+    log-probabilities.
+
+    Raises:
+      LanguageModelError: if kaldilm cannot read the file.
+    """
+    import k2
+
+    arpa_path = Path(arpa_path)
+    if not arpa_path.is_file():
+        raise LanguageModelError(f"{arpa_path}: no such ARPA file")
+    # kaldilm aborts the whole process on a malformed ARPA file, so it runs
+    # in a child process whose failure becomes a one-line error.
+    code = (
+        "import sys, kaldilm; sys.stdout.write(kaldilm.arpa2fst(input_arpa=sys.argv[1], disambig_symbol='#0', "
+        "read_symbol_table=sys.argv[2], max_order=int(sys.argv[3]), max_arpa_warnings=0))"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(arpa_path), str(words_txt), str(max_order)],
+        capture_output=True, text=True, check=False,
+    )
+    if proc.returncode != 0:
+        errors = [l for l in proc.stderr.splitlines() if "[E]" in l or "Error" in l] or proc.stderr.splitlines()[-1:]
+        raise LanguageModelError(f"{arpa_path}: cannot convert to FST: {(errors[-1] if errors else 'unknown error').strip()[:200]}")
+    text = proc.stdout
+    if not text.strip():
+        raise LanguageModelError(f"{arpa_path}: conversion gave an empty FST")
+    return k2.arc_sort(k2.Fsa.from_openfst(text, acceptor=False))
+
+
 def _ngram_from_arpa(lang: "LangDir", config: NgramConfig) -> tuple[lmlib.NgramLM, str]:
     """Reads the ARPA file and drops what G cannot use (words outside the lexicon, ``<s> </s>``)."""
-    from asr.lang.graph import lm_vocabulary
-
     arpa = config.arpa
     model = lmlib.read_arpa(arpa)
     model, dropped = lmlib.prune_to_vocab(model, lm_vocabulary(lang) + ["<s>", "</s>", "<UNK>"])
@@ -738,8 +783,6 @@ def _ngram_from_arpa(lang: "LangDir", config: NgramConfig) -> tuple[lmlib.NgramL
 
 def _ngram_from_text(lang: "LangDir", config: NgramConfig) -> tuple[lmlib.NgramLM, str]:
     """Estimates the LM over the lexicon's vocabulary; OOV tokens become ``<UNK>`` if there are any."""
-    from asr.lang.graph import lm_vocabulary
-
     vocab = lm_vocabulary(lang)
     words = set(vocab)
     oovs = sum(
@@ -763,8 +806,6 @@ def build_ngram(lang: "LangDir", config: NgramConfig) -> CompiledGrammar:
     G's start state final at no cost and favour empty output.  The graph dir
     gets the LM as ``lm.arpa``.
     """
-    from asr.lang.graph import arpa_to_g
-
     model, source = _ngram_from_arpa(lang, config) if config.arpa is not None else _ngram_from_text(lang, config)
     text = lmlib.arpa_text(model)
     # kaldilm reads a file; a temporary one keeps the graph dir untouched until G and HLG are built.
