@@ -10,8 +10,6 @@ compose with H, connect and arc-sort.
 from __future__ import annotations
 
 import logging
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -23,37 +21,6 @@ from asr.lang.grammar import CompiledGrammar, NgramConfig, compile_grammar
 from asr.lang.lang_dir import LangDir
 
 log = logging.getLogger("asr.lang.graph")
-
-
-def arpa_to_g(arpa_path: str | Path, words_txt: str | Path, max_order: int = -1) -> k2.Fsa:
-    """Converts an ARPA LM into G, an FSA over word ids with ``#0`` back-offs.
-
-    ``<s>`` and ``</s>`` become epsilons, as in Kaldi.  Scores are natural
-    log-probabilities.
-
-    Raises:
-      LanguageModelError: if kaldilm cannot read the file.
-    """
-    arpa_path = Path(arpa_path)
-    if not arpa_path.is_file():
-        raise LanguageModelError(f"{arpa_path}: no such ARPA file")
-    # kaldilm aborts the whole process on a malformed ARPA file, so it runs
-    # in a child process whose failure becomes a one-line error.
-    code = (
-        "import sys, kaldilm; sys.stdout.write(kaldilm.arpa2fst(input_arpa=sys.argv[1], disambig_symbol='#0', "
-        "read_symbol_table=sys.argv[2], max_order=int(sys.argv[3]), max_arpa_warnings=0))"
-    )
-    proc = subprocess.run(
-        [sys.executable, "-c", code, str(arpa_path), str(words_txt), str(max_order)],
-        capture_output=True, text=True, check=False,
-    )
-    if proc.returncode != 0:
-        errors = [l for l in proc.stderr.splitlines() if "[E]" in l or "Error" in l] or proc.stderr.splitlines()[-1:]
-        raise LanguageModelError(f"{arpa_path}: cannot convert to FST: {(errors[-1] if errors else 'unknown error').strip()[:200]}")
-    text = proc.stdout
-    if not text.strip():
-        raise LanguageModelError(f"{arpa_path}: conversion gave an empty FST")
-    return k2.arc_sort(k2.Fsa.from_openfst(text, acceptor=False))
 
 
 def compile_lg(L_disambig: k2.Fsa, G: k2.Fsa, first_phone_disambig: int, first_word_disambig: int) -> k2.Fsa:
@@ -103,20 +70,6 @@ def word_ids_on_path(path: k2.Fsa) -> list[int]:
     aux = path.aux_labels
     values = aux.values if isinstance(aux, k2.RaggedTensor) else aux
     return [int(w) for w in values.tolist() if w > 0]
-
-
-
-
-def lm_vocabulary(lang: LangDir) -> list[str]:
-    """Words an LM over this lexicon should cover.
-
-    All lexicon words except those pronounced only with silence phones
-    (``<SIL>``, and ``<UNK>`` when it has no pronunciation of its own):
-    optional silence is L's business, not the LM's.
-    """
-    silence = set(lang.silence_phones)
-    non_silence = {w for w, pron in lang.lexicon if any(p not in silence for p in pron)}
-    return sorted(non_silence)
 
 
 #: Graph-dir files that only some grammar kinds write; a rebuild with another kind removes them.
