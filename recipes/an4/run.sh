@@ -16,17 +16,21 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
-systems="ce mmi"  # systems to train and decode besides CE: mmi (stage 7), lfmmi (stage 8, opt-in)
+systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), lfmmi (stage 8, opt-in)
+tree_width=3      # tree context: 3 = triphone, 2 = left biphone (chosen on held-out speakers: RESULTS.md)
+tree_leaves=500   # the tree's --max-leaves
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 cmvn=per-utterance  # per-utterance or per-speaker (systems then end in _spkcmvn); held-out and test speakers use their own statistics
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi lfmmi'] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree lfmmi'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
-          6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model,
+          6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model, and
+          (system tree) a decision tree from the CE model's alignments, a CE pass
+          on its tied pdfs, realignment and MMI,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
           validation-tuned weight) and results.tsv, 10 test-set alignment.
-  --systems picks the systems beside CE (default 'ce mmi'; flat-start LF-MMI is
+  --systems picks the systems beside CE (default 'ce mmi tree'; flat-start LF-MMI is
   opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
   seed S's exp/<name>_seedS. The held-out speakers are the same for every seed;
   up to --nj seeds train at once (logs in exp/log/train_seedS.log)."
@@ -36,6 +40,12 @@ usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--s
 # and the thread count is part of the arithmetic (see RESULTS.md).
 export OMP_NUM_THREADS="$threads"
 conf="$root/conf/an4"
+# The trigram, bigram and unigram graphs of a lang dir: LANG_tg, LANG_bg, LANG_ug.
+compile_graphs() {
+  $asr compile-graph $1 ${1}_tg --text data/train/text --order 3
+  $asr compile-graph $1 ${1}_bg --text data/train/text --order 2
+  $asr compile-graph $1 ${1}_ug --arpa "$corpus/etc/an4.ug.lm"
+}
 
 if [ $stage -le 0 ] && [ $stop_stage -ge 0 ]; then
   log 0 "data dirs from $corpus"
@@ -52,9 +62,7 @@ if [ $stage -le 2 ] && [ $stop_stage -ge 2 ]; then
 fi
 if [ $stage -le 3 ] && [ $stop_stage -ge 3 ]; then
   log 3 "LMs and graphs: trigram and bigram from the training text, AN4's unigram"
-  $asr compile-graph data/lang data/lang_tg --text data/train/text --order 3
-  $asr compile-graph data/lang data/lang_bg --text data/train/text --order 2
-  $asr compile-graph data/lang data/lang_ug --arpa "$corpus/etc/an4.ug.lm"
+  compile_graphs data/lang
 fi
 if [ $stage -le 4 ] && [ $stop_stage -ge 4 ]; then
   log 4 "flat start (maximum likelihood, no alignments) and alignment of the training data"
@@ -89,6 +97,22 @@ train_seed() {
     $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi$(sfx $s) \
       --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s
   fi
+  if has tree && in_stages 7; then
+    ce=exp/$model$(sfx $s)
+    local v=tree$tree_leaves$(sfx $s) tree_conf=()
+    [ "$tree_width" -eq 2 ] && tree_conf=(--config "$conf/tree_biphone.yaml")
+    log 7 "decision tree (width $tree_width, at most $tree_leaves leaves, seed $s) from $ce/ali; CE pass on its pdfs, realignment, MMI"
+    [ -f $ce/ali/ali.scp ] || $asr align --model-dir $ce data/train $ce/ali
+    $asr build-tree --ali-dir $ce/ali --data data/train --lang data/lang exp/$v --max-leaves $tree_leaves \
+      "${tree_conf[@]}" --lang-out data/lang_$v
+    $asr convert-ali $ce/ali exp/$v/ali --lang data/lang --tree-lang data/lang_$v
+    compile_graphs data/lang_$v
+    $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang_$v --out exp/${model}_ce_$v \
+      --ali-dir exp/$v/ali --init-model-dir $ce --graph-dir data/lang_${v}_tg --seed $s
+    $asr align --model-dir exp/${model}_ce_$v data/train exp/${model}_ce_$v/ali
+    $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang_$v --out exp/${model}_mmi_$v \
+      --ali-dir exp/${model}_ce_$v/ali --init-model-dir exp/${model}_ce_$v --graph-dir data/lang_${v}_tg --seed $s
+  fi
   if has lfmmi && in_stages 8; then
     log 8 "flat-start LF-MMI (seed $s): no alignments, no CE model (denominator: H o phone trigram from the transcripts)"
     $asr train --config "$conf/lfmmi.yaml" --data data/train --lang data/lang --out exp/lfmmi$(sfx $s) \
@@ -111,13 +135,22 @@ fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
 # results.tsv system names: <model>_<criterion>_<units>[_<adapt>]
 adapt=""; [ "$cmvn" = per-speaker ] && adapt=_spkcmvn
+# One SYSTEM:SEED:MODEL_DIR per line (write_results.py's arguments).
 systems() {
+  local s v
   for s in $seed_list; do
+    v=tree$tree_leaves$(sfx $s)
     echo "${model}_ce_mono$adapt:$s:exp/$model$(sfx $s)"
     if has mmi; then echo "${model}_mmi_mono$adapt:$s:exp/${model}_mmi$(sfx $s)"; fi
+    if has tree; then
+      echo "${model}_ce_tree$tree_leaves$adapt:$s:exp/${model}_ce_$v"
+      echo "${model}_mmi_tree$tree_leaves$adapt:$s:exp/${model}_mmi_$v"
+    fi
     if has lfmmi; then echo "tdnn_lfmmi_mono$adapt:$s:exp/lfmmi$(sfx $s)"; fi
   done
 }
+# The lang dir a model dir's graphs are built from: data/lang, or its tree's lang.
+lang_of() { case "$1" in *_tree*) echo "data/lang_tree${1##*_tree}" ;; *) echo data/lang ;; esac; }
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   log 9 "decoding: held-out training speakers (to tune the LM weight) and the test set"
   first_seed="${seed_list%% *}"
@@ -129,14 +162,18 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   mkdir -p data/local
   awk 'NR == FNR { held[$1]; next } !($1 in held)' exp/$model$(sfx $first_seed)/valid_utts.txt data/train/text \
     > data/local/text_minus_valid
-  $asr compile-graph data/lang data/lang_tg_tune --text data/local/text_minus_valid --order 3
-  $asr compile-graph data/lang data/lang_bg_tune --text data/local/text_minus_valid --order 2
-  tune_graph() { if [ "$1" = ug ]; then echo data/lang_ug; else echo data/lang_${1}_tune; fi; }
+  tune_graph() { if [ "$2" = ug ]; then echo ${1}_ug; else echo ${1}_${2}_tune; fi; }
+  declare -A tuned=()
   for spec in $(systems); do
-    m="${spec#*:*:}"
+    m="${spec#*:*:}" l="$(lang_of "$m")"
+    if [ -z "${tuned[$l]:-}" ]; then
+      tuned[$l]=1
+      $asr compile-graph $l ${l}_tg_tune --text data/local/text_minus_valid --order 3
+      $asr compile-graph $l ${l}_bg_tune --text data/local/text_minus_valid --order 2
+    fi
     for lm in tg bg ug; do
       for set in valid test; do
-        graph=data/lang_$lm; [ $set = valid ] && graph=$(tune_graph $lm)
+        graph=${l}_$lm; [ $set = valid ] && graph=$(tune_graph $l $lm)
         rm -rf $m/decode_${set}_$lm
         $asr decode --model-dir $m --graph-dir $graph data/$set $m/decode_${set}_$lm \
           --config "$(decode_conf "$(basename $m)")" --nj $nj --sweep >&2

@@ -17,7 +17,9 @@ leaves="200 500 1000"
 model=blstm
 threads=1
 stage=0
-usage="Usage: $0 [--workdir DIR] [--widths '3 2'] [--leaves '200 500 1000'] [--model blstm] [--threads N] [--stage N]
+valid=data/valid                       # held-out speakers (run.sh stage 9 makes it)
+tune_text=data/local/text_minus_valid  # training text without them, for the tuning graphs
+usage="Usage: $0 [--workdir DIR] [--widths '3 2'] [--leaves '200 500 1000'] [--model blstm] [--threads N] [--valid DIR] [--tune-text FILE] [--stage N]
   stages per variant: 0 tree + lang + convert-ali + graphs, 1 CE pass, 2 realign + MMI, 3 decode"
 . "$root/tools/recipe_setup.sh"
 export OMP_NUM_THREADS="$threads"
@@ -33,7 +35,7 @@ for w in $widths; do
         --max-leaves $n $tree_conf --lang-out $lang
       $asr convert-ali exp/$model/ali exp/tree_$v/ali --lang data/lang --tree-lang $lang
       $asr compile-graph $lang ${lang}_tg --text data/train/text --order 3
-      $asr compile-graph $lang ${lang}_tg_tune --text data/local/text_minus_valid --order 3
+      $asr compile-graph $lang ${lang}_tg_tune --text $tune_text --order 3
     fi
     if [ $stage -le 1 ]; then
       log "$v" "CE pass on the tree's pdfs, from exp/$model"
@@ -49,9 +51,9 @@ for w in $widths; do
     if [ $stage -le 3 ]; then
       for m in $ce $mmi; do
         for set in valid test; do
-          graph=${lang}_tg; [ $set = valid ] && graph=${lang}_tg_tune
+          graph=${lang}_tg data=data/$set; [ $set = valid ] && graph=${lang}_tg_tune data=$valid
           rm -rf $m/decode_${set}_tg
-          $asr decode --model-dir $m --graph-dir $graph data/$set $m/decode_${set}_tg \
+          $asr decode --model-dir $m --graph-dir $graph $data $m/decode_${set}_tg \
             --config "$conf/decode.yaml" --nj 1 --sweep >&2
         done
         echo "$v $(basename $m) held-out: $(cat $m/decode_valid_tg/scoring/best_wer)"
