@@ -228,10 +228,11 @@ def test_train_align_and_decode_on_a_tree(tmp_path, capsys, tiny):  # noqa: F811
     ali, tree_dir, tlang = tmp_path / "ali", tmp_path / "tree", tmp_path / "lang_tree"
     conf = tmp_path / "ce.yaml"
     conf.write_text(tiny.train_conf.read_text().replace("criterion: flat-start", "criterion: ce")
-                    .replace("prior_scale: 1.0\nprior_warmup_steps: 0\n", ""), encoding="utf-8")
+                    .replace("prior_scale: 1.0\nprior_warmup_steps: 0\n", "").replace("epochs: 2", "epochs: 30"),
+                    encoding="utf-8")
     mmi = tmp_path / "mmi.yaml"
     mmi.write_text(conf.read_text().replace("criterion: ce", "criterion: mmi\nuse_priors: true\nden_order: 2")
-                   .replace("epochs: 2", "epochs: 1"), encoding="utf-8")
+                   .replace("epochs: 30", "epochs: 1"), encoding="utf-8")
     steps = [
         ["align", "--model-dir", tiny.model_dir, tiny.data, ali],
         ["build-tree", "--ali-dir", ali, "--data", tiny.data, "--lang", tiny.lang, tree_dir, "--max-leaves", "10",
@@ -254,5 +255,12 @@ def test_train_align_and_decode_on_a_tree(tmp_path, capsys, tiny):  # noqa: F811
     assert realigned and max(int(a.max()) for a in realigned.values()) <= tree_lang.num_pdfs
     hyp = (tmp_path / "dec" / "text").read_text().split()
     assert set(hyp) - set((tiny.data / "text").read_text().split()) == set()
-    ctm = (tmp_path / "dec" / "ctm").read_text().splitlines() if (tmp_path / "dec" / "ctm").exists() else []
-    assert all(len(l.split()) == 6 for l in ctm)
+    assert {"YES", "NO"} & set(hyp), "the tree model recognizes nothing"
+    ctm = (tmp_path / "dec" / "ctm").read_text().splitlines()
+    assert ctm and all(len(l.split()) == 6 for l in ctm)
+    # asr transcribe on a tree model: the same words as the decode (same graph and config).
+    utt, wav = (tiny.data / "wav.scp").read_text().splitlines()[0].split(" ", 1)
+    decoded = dict((l.split(" ", 1) + [""])[:2] for l in (tmp_path / "dec" / "text").read_text().splitlines())
+    rc, out, err = run_cli(capsys, "transcribe", "--model-dir", tmp_path / "mmi", "--graph-dir", tmp_path / "graph", wav)
+    assert rc == 0, err
+    assert out.strip().split("\t", 1)[1].split() == decoded[utt].split()
