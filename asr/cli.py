@@ -30,8 +30,6 @@ COMMANDS = {
     "transcribe": "transcribe",
 }
 
-log = logging.getLogger("asr.cli")
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(

@@ -14,7 +14,6 @@ Loading never runs code: YAML through ``safe_load``, tensors through
 
 from __future__ import annotations
 
-import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,8 +25,6 @@ from asr.errors import AsrError, ConfigError, ModelDirError
 from asr.fileio import atomic_torch_save, safe_torch_load
 from asr.lang.lang_dir import LangDir
 from asr.models import AcousticModel, build_model
-
-log = logging.getLogger("asr.model_dir")
 
 #: The acoustic scale a training criterion's outputs are meant to be decoded at, by
 #: criterion name (model.yaml's ``criterion``).  A criterion not listed makes a

@@ -388,7 +388,7 @@ def _test_outputs(ctx: Context):
 
     from asr.decoding.decoder import Decoder
     from asr.decoding.search import SearchConfig
-    from asr.features.cmvn import load_features
+    from asr.features.extract import load_features
 
     cfg = ctx.decode_config()
     dec = Decoder.from_model_dir(ctx.model_dir, SearchConfig.from_dict(cfg["search"]), None,

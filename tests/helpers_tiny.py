@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from asr.config import load_config, save_config
-from asr.features.cmvn import write_matrices
+from asr.features.ark import write_matrices
 
 # Two one-phone words plus silence: A is pronounced PA, B is PB.
 TINY_LEXICON = "<SIL> SIL\nA PA\nB PB\n"
@@ -127,6 +127,15 @@ def linear_pdf_acceptor(pdfs: list[int]):
     import k2
 
     return k2.linear_fsa(pdfs)
+
+
+def word_ids_on_path(path) -> list[int]:
+    """Word ids on a single path FSA (a k2.Fsa) whose aux_labels may be ragged."""
+    import k2
+
+    aux = path.aux_labels
+    values = aux.values if isinstance(aux, k2.RaggedTensor) else aux
+    return [int(w) for w in values.tolist() if w > 0]
 
 
 def one_hot_log_probs(pdfs: list[int], num_pdfs: int, low: float = -10.0) -> torch.Tensor:

@@ -218,7 +218,7 @@ def test_scaled_log_likelihoods_bayes_rule():
 def test_decoder_acoustic_scores_divide_by_priors(yesno):
     from asr.decoding.decoder import Decoder
     from asr.decoding.search import SearchConfig
-    from asr.features.cmvn import load_features
+    from asr.features.extract import load_features
 
     utt, feats = next(iter(load_features(yesno.test_dir)))
     x, lengths = feats.unsqueeze(0), torch.tensor([len(feats)])

@@ -152,7 +152,7 @@ def test_training_killed_then_resumed(tmp_path, tiny):
 
 
 def _features(data: Path) -> dict[str, np.ndarray]:
-    from asr.features.cmvn import read_matrix
+    from asr.features.ark import read_matrix
 
     out = {}
     for line in (data / "feats.scp").read_text().splitlines():

@@ -20,9 +20,9 @@ from asr.lang.grammar import (
     cli_options,
     compile_grammar,
 )
-from asr.lang.graph import build_graph_dir, compile_graph_dir, word_ids_on_path
+from asr.lang.graph import build_graph_dir, compile_graph_dir
 
-from helpers_tiny import make_lang
+from helpers_tiny import make_lang, word_ids_on_path
 from reliability_fixtures import tiny, yesno_wavs  # noqa: F401
 
 # One-phone words; with conf/lang.yaml the pdfs are SIL=1, then 3 per phone in this order.

@@ -14,11 +14,11 @@ from asr.config import load_config
 from asr.errors import LanguageModelError
 from asr.lang.fsa_io import load_fsa
 from asr.lang.grammar import arpa_to_g
-from asr.lang.graph import build_graph_dir, compile_hlg, word_ids_on_path
+from asr.lang.graph import build_graph_dir, compile_hlg
 from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lm import read_arpa
 
-from helpers_tiny import make_lang, one_hot_log_probs, write_lexicon
+from helpers_tiny import make_lang, one_hot_log_probs, word_ids_on_path, write_lexicon
 
 LEXICON_ABC = "<SIL> SIL\nA PA\nB PB\nC PC\n"
 

@@ -12,12 +12,12 @@ import pytest
 import torch
 from helpers_tiny import make_data_dir, make_lang, train_config
 
+from asr.lang.fsa_io import arcs_to_fsa
 from asr.training.data import Batch, collate, load_utterances
 from asr.training.lfmmi import (
     LfMmiCriterion,
     MmiCriterion,
     _arc_list,
-    _fsa_from_arcs,
     build_denominator_graph,
     phone_lm_fsa,
     phones_from_alignments,
@@ -94,7 +94,7 @@ def test_loss_and_gradient_match_brute_force(chain_lang, leaky):
 
 def test_loss_is_zero_when_numerator_is_denominator(chain_lang):
     _, num, _ = tiny_setup(chain_lang)
-    den = _fsa_from_arcs(_arc_list(num))
+    den = arcs_to_fsa(_arc_list(num))
     crit = LfMmiCriterion(chain_lang, den, dict(BIG_BEAM))
     x = torch.randn(2, 6, chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
     nums = crit.compiler.compile([[chain_lang.words["A"]]] * 2)

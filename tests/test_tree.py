@@ -77,7 +77,7 @@ def synthetic_utterance(lang: LangDir, rng: random.Random) -> tuple[list[int], n
 def write_synthetic(root: Path, lang: LangDir, num_utts: int = 40, seed: int = 0) -> tuple[Path, Path]:
     """A data dir (feats.scp, no CMVN) and an alignment dir (ali.ark, info.yaml at 30 ms) of synthetic utterances."""
     from asr.data.datadir import write_data_dir
-    from asr.features.cmvn import write_matrices
+    from asr.features.ark import write_matrices
 
     rng = random.Random(seed)
     utts = {f"u{i:03d}": synthetic_utterance(lang, rng) for i in range(num_utts)}

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
-
-log = logging.getLogger("asr.commands.decode")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from asr.config import load_config
-    from asr.decoding.decode_dir import decode_data_dir, rescore_text, split_jobs, sweep
+    from asr.data.batching import split_jobs
+    from asr.decoding.decode_dir import decode_data_dir, rescore_text, sweep
     from asr.data.datadir import DataDir
     from asr.fileio import atomic_write_text
     from asr.lang.fsa_io import load_fsa

@@ -8,9 +8,6 @@ lhotse), the lhotse export and the train/test split.
 from __future__ import annotations
 
 import argparse
-import logging
-
-log = logging.getLogger("asr.commands.prepare_data")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import logging
 
 from asr.errors import DataDirError
-
-log = logging.getLogger("asr.commands.score")
 
 _EPILOG = """\
 Output: the Kaldi summary lines

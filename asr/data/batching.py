@@ -1,4 +1,4 @@
-"""Length-sorted batches, shared by training and decoding."""
+"""How work is divided: length-sorted batches (training, decoding) and contiguous jobs (features, decoding)."""
 
 from __future__ import annotations
 
@@ -26,3 +26,18 @@ def length_batches(lengths: list[int], keys: list[str], max_frames: int, shuffle
     if shuffle:
         random.Random(seed).shuffle(batches)
     return batches
+
+
+def split_jobs(utts: list[str], nj: int) -> list[list[str]]:
+    """Contiguous, near-equal splits into ``min(nj, len(utts))`` jobs (at least one), as Kaldi's split_scp.pl.
+
+    The first ``len(utts) % nj`` jobs get one item more than the others.
+    """
+    nj = max(1, min(nj, len(utts)))
+    size, extra = divmod(len(utts), nj)
+    out, start = [], 0
+    for j in range(nj):
+        end = start + size + (1 if j < extra else 0)
+        out.append(utts[start:end])
+        start = end
+    return out

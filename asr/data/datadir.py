@@ -167,45 +167,16 @@ class DataDir:
 
 
 def _load(d: Path, require_text: bool) -> DataDir:
+    """Reads and validates the data dir ``d`` (:meth:`DataDir.load`), file by file."""
     if not d.is_dir():
         raise DataDirError(f"{d}: no such data directory")
     for name in ("wav.scp", "utt2spk"):
         if not (d / name).is_file():
             raise DataDirError(f"{d / name}: no such file (required in a data dir)")
-    utt2spk_rows = _read_sorted_table(d / "utt2spk")
-    if not utt2spk_rows:
-        raise DataDirError(f"{d / 'utt2spk'}: no utterances")
-    for row in utt2spk_rows.values():
-        if len(row.value.split()) != 1:
-            raise DataDirError(f"{d / 'utt2spk'}:{row.line}: expected '<utt> <speaker>'")
-    _check_speaker_order(d / "utt2spk", utt2spk_rows)
+    utt2spk_rows = _read_utt2spk(d / "utt2spk")
     utt2spk = {k: r.value for k, r in utt2spk_rows.items()}
-
-    text = None
-    if (d / "text").is_file():
-        text_rows = _read_sorted_table(d / "text", need_value=False)
-        for row in text_rows.values():
-            if not row.value:
-                raise DataDirError(f"{d / 'text'}:{row.line}: empty transcript for '{row.key}'")
-        _check_same_keys(utt2spk_rows, d / "utt2spk", text_rows, d / "text")
-        text = {k: r.value for k, r in text_rows.items()}
-    elif require_text:
-        raise DataDirError(f"{d / 'text'}: no such file (required in a data dir)")
-
-    wav_rows = _read_sorted_table(d / "wav.scp")
-    segments = None
-    if (d / "segments").is_file():
-        seg_rows = _read_sorted_table(d / "segments")
-        _check_same_keys(utt2spk_rows, d / "utt2spk", seg_rows, d / "segments")
-        segments = _parse_segments(d / "segments", seg_rows)
-        for utt, seg in segments.items():
-            if seg.recording not in wav_rows:
-                raise DataDirError(
-                    f"{d / 'segments'}:{seg_rows[utt].line}: recording '{seg.recording}' is not in {d / 'wav.scp'}"
-                )
-    else:
-        _check_same_keys(utt2spk_rows, d / "utt2spk", wav_rows, d / "wav.scp")
-
+    text = _read_text_table(d, utt2spk_rows, require_text)
+    wav_rows, segments = _read_audio_tables(d, utt2spk_rows)
     spk2utt = _derive_spk2utt(utt2spk)
     if (d / "spk2utt").is_file():
         _check_spk2utt(d / "spk2utt", spk2utt)
@@ -219,30 +190,80 @@ def _load(d: Path, require_text: bool) -> DataDir:
         segments=segments,
         _wav_lines={k: r.line for k, r in wav_rows.items()},
     )
-    if (d / "utt2dur").is_file():
-        rows = _read_sorted_table(d / "utt2dur")
-        _check_same_keys(utt2spk_rows, d / "utt2spk", rows, d / "utt2dur")
+    if (rows := _optional_utt_table(d, "utt2dur", utt2spk_rows)) is not None:
         dd.utt2dur = _parse_numbers(d / "utt2dur", rows, float)
-    if (d / "utt2num_frames").is_file():
-        rows = _read_sorted_table(d / "utt2num_frames")
-        _check_same_keys(utt2spk_rows, d / "utt2spk", rows, d / "utt2num_frames")
+    if (rows := _optional_utt_table(d, "utt2num_frames", utt2spk_rows)) is not None:
         dd.utt2num_frames = _parse_numbers(d / "utt2num_frames", rows, int)
-    if (d / "feats.scp").is_file():
-        rows = _read_sorted_table(d / "feats.scp")
-        _check_same_keys(utt2spk_rows, d / "utt2spk", rows, d / "feats.scp")
+    if (rows := _optional_utt_table(d, "feats.scp", utt2spk_rows)) is not None:
         dd.feats_scp = {k: r.value for k, r in rows.items()}
     if (d / "cmvn.scp").is_file():
-        rows = _read_sorted_table(d / "cmvn.scp")
-        # Keys are speakers (per-speaker CMVN) or utterances (per-utterance).
-        ref = spk2utt if set(rows) <= set(spk2utt) or not set(rows) <= set(utt2spk) else utt2spk
-        for key in ref:
-            if key not in rows:
-                raise DataDirError(f"{d / 'cmvn.scp'}: key '{key}' is missing")
-        for key, row in rows.items():
-            if key not in ref:
-                raise DataDirError(f"{d / 'cmvn.scp'}:{row.line}: '{key}' is neither a speaker nor an utterance")
-        dd.cmvn_scp = {k: r.value for k, r in rows.items()}
+        dd.cmvn_scp = _read_cmvn_scp(d / "cmvn.scp", spk2utt, utt2spk)
     return dd
+
+
+def _read_utt2spk(path: Path) -> dict[str, _Row]:
+    """``utt2spk`` rows: at least one, one speaker each, speakers in utterance order."""
+    rows = _read_sorted_table(path)
+    if not rows:
+        raise DataDirError(f"{path}: no utterances")
+    for row in rows.values():
+        if len(row.value.split()) != 1:
+            raise DataDirError(f"{path}:{row.line}: expected '<utt> <speaker>'")
+    _check_speaker_order(path, rows)
+    return rows
+
+
+def _optional_utt_table(d: Path, name: str, utt2spk_rows: dict[str, _Row]) -> dict[str, _Row] | None:
+    """The rows of ``d/name`` (keyed by the utterances of utt2spk, all of them), or None without the file."""
+    if not (d / name).is_file():
+        return None
+    rows = _read_sorted_table(d / name)
+    _check_same_keys(utt2spk_rows, d / "utt2spk", rows, d / name)
+    return rows
+
+
+def _read_text_table(d: Path, utt2spk_rows: dict[str, _Row], require_text: bool) -> dict[str, str] | None:
+    """``text`` (every transcript non-empty), or None when absent and not required."""
+    path = d / "text"
+    if not path.is_file():
+        if require_text:
+            raise DataDirError(f"{path}: no such file (required in a data dir)")
+        return None
+    rows = _read_sorted_table(path, need_value=False)
+    for row in rows.values():
+        if not row.value:
+            raise DataDirError(f"{path}:{row.line}: empty transcript for '{row.key}'")
+    _check_same_keys(utt2spk_rows, d / "utt2spk", rows, path)
+    return {k: r.value for k, r in rows.items()}
+
+
+def _read_audio_tables(d: Path, utt2spk_rows: dict[str, _Row]) -> tuple[dict[str, _Row], dict[str, Segment] | None]:
+    """``wav.scp`` rows and ``segments`` (None without it): every utterance has audio, every segment a recording."""
+    wav_rows = _read_sorted_table(d / "wav.scp")
+    seg_rows = _optional_utt_table(d, "segments", utt2spk_rows)
+    if seg_rows is None:
+        _check_same_keys(utt2spk_rows, d / "utt2spk", wav_rows, d / "wav.scp")
+        return wav_rows, None
+    segments = _parse_segments(d / "segments", seg_rows)
+    for utt, seg in segments.items():
+        if seg.recording not in wav_rows:
+            raise DataDirError(
+                f"{d / 'segments'}:{seg_rows[utt].line}: recording '{seg.recording}' is not in {d / 'wav.scp'}"
+            )
+    return wav_rows, segments
+
+
+def _read_cmvn_scp(path: Path, spk2utt: dict[str, list[str]], utt2spk: dict[str, str]) -> dict[str, str]:
+    """``cmvn.scp``: keys are all the speakers (per-speaker CMVN) or all the utterances (per-utterance)."""
+    rows = _read_sorted_table(path)
+    ref = spk2utt if set(rows) <= set(spk2utt) or not set(rows) <= set(utt2spk) else utt2spk
+    for key in ref:
+        if key not in rows:
+            raise DataDirError(f"{path}: key '{key}' is missing")
+    for key, row in rows.items():
+        if key not in ref:
+            raise DataDirError(f"{path}:{row.line}: '{key}' is neither a speaker nor an utterance")
+    return {k: r.value for k, r in rows.items()}
 
 
 def _check_speaker_order(path: Path, rows: dict[str, _Row]) -> None:

@@ -24,28 +24,17 @@ import k2
 import torch
 from tqdm import tqdm
 
+from asr.data.batching import split_jobs
 from asr.data.datadir import DataDir
 from asr.decoding.ctm import ctm_line
 from asr.decoding.decoder import Decoder
 from asr.decoding.rescore import prepare_rescoring_g, rescore_with_lm
 from asr.decoding.search import decode_config, read_paths, rescore_best_paths
-from asr.features.cmvn import load_features
+from asr.features.extract import load_features
 from asr.fileio import atomic_open, atomic_torch_save, atomic_write_text, safe_torch_load
 from asr.lang.fsa_io import fsa_from_tensors, fsa_to_tensors, load_fsa
 
 log = logging.getLogger("asr.decoding.decode_dir")
-
-
-def split_jobs(utts: list[str], nj: int) -> list[list[str]]:
-    """Contiguous, near-equal splits (like Kaldi's split_data.sh)."""
-    nj = max(1, min(nj, len(utts)))
-    size, extra = divmod(len(utts), nj)
-    out, start = [], 0
-    for j in range(nj):
-        end = start + size + (1 if j < extra else 0)
-        out.append(utts[start:end])
-        start = end
-    return out
 
 
 def job_paths(out_dir: Path, job: int) -> tuple[Path, Path, Path]:

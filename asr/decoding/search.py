@@ -12,7 +12,6 @@ without decoding again:
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 
 import k2
@@ -21,8 +20,6 @@ import torch
 from asr.config import option, parse_config
 
 from asr.lang.k2fsa import arc_splits, dense_fsa_vec
-
-log = logging.getLogger("asr.decoding.search")
 
 
 @dataclass

@@ -6,15 +6,8 @@ the sum of the features then the frame count, row 1 the sum of squares then 0.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Iterator
-
 import numpy as np
 import torch
-from kaldiio.matio import read_kaldi
-
-from asr.errors import DataDirError
-from asr.fileio import PathLike
 
 
 def cmvn_stats(feats: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -56,93 +49,3 @@ def apply_cmvn(
         var = (s[1, :dim] / count - mean * mean).clamp_min(1e-20)
         x = x / var.sqrt()
     return x.to(torch.float32)
-
-
-def read_matrix(spec: str, where: str = "scp") -> np.ndarray:
-    """Reads one matrix given as ``ark_path:offset`` (a Kaldi scp value).
-
-    kaldiio's own loaders run ``cmd |`` entries through a shell; this reader
-    opens plain files only, so a scp file from elsewhere can never run code.
-
-    Raises:
-      DataDirError: naming ``where`` for a pipe, a malformed entry or a bad ark.
-    """
-    text = spec.strip()
-    if text.endswith("|") or text.startswith("|"):
-        raise DataDirError(f"{where}: pipes are not supported ('{text[:80]}')")
-    path, sep, offset = text.rpartition(":")
-    if not sep or not offset.isdigit():
-        raise DataDirError(f"{where}: expected 'ark_path:offset', got '{text[:80]}'")
-    try:
-        with open(path, "rb") as f:
-            f.seek(int(offset))
-            mat = read_kaldi(f)
-    except OSError as e:
-        raise DataDirError(f"{where}: cannot read {path} ({e.strerror})") from None
-    except Exception as e:  # kaldiio raises ValueError/AssertionError/... on corrupt data
-        raise DataDirError(f"{where}: corrupt matrix at {text} ({type(e).__name__}: {e})") from None
-    if not isinstance(mat, np.ndarray) or mat.ndim != 2:
-        raise DataDirError(f"{where}: {text} is not a matrix")
-    # kaldiio may return a read-only view; torch wants writable memory.
-    return mat if mat.flags.writeable else mat.copy()
-
-
-def load_features(data_dir: PathLike, norm_vars: bool | None = None) -> Iterator[tuple[str, torch.Tensor]]:
-    """Yields ``(utt, feats)`` with CMVN applied, in ``feats.scp`` order.
-
-    Uses ``feats.scp``, ``cmvn.scp`` (keys are speakers or utterances, as
-    recorded in ``conf/feats.yaml``) and ``utt2spk``.  Without ``cmvn.scp``
-    (CMVN type ``none``) the raw features are yielded.
-
-    Args:
-      data_dir: A data dir after :func:`asr.features.compute_features`.
-      norm_vars: Override the config's ``norm_vars``.
-
-    Raises:
-      DataDirError: if files are missing or inconsistent.
-    """
-    from asr.data.datadir import DataDir
-    from asr.features.extract import load_feature_config
-
-    dd = DataDir.load(data_dir, require_text=False)
-    if dd.feats_scp is None:
-        raise DataDirError(f"{dd.path / 'feats.scp'}: no such file (run asr compute-feats)")
-    cfg = load_feature_config(dd.path)
-    kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
-    if norm_vars is None:
-        norm_vars = bool(cfg.get("norm_vars", False))
-    if kind != "none" and dd.cmvn_scp is None:
-        raise DataDirError(f"{dd.path / 'cmvn.scp'}: no such file but CMVN type is '{kind}'")
-    cache: dict[str, np.ndarray] = {}
-    for utt in dd.utterances:
-        feats = torch.from_numpy(read_matrix(dd.feats_scp[utt], f"{dd.path / 'feats.scp'} '{utt}'"))
-        if kind == "none":
-            yield utt, feats
-            continue
-        key = utt if kind == "per-utterance" else dd.utt2spk[utt]
-        if key not in cache:
-            # Per-speaker stats are shared by all of a speaker's utterances.
-            cache = {key: read_matrix(dd.cmvn_scp[key], f"{dd.path / 'cmvn.scp'} '{key}'")}
-        yield utt, apply_cmvn(feats, cache[key], norm_vars)
-
-
-def write_matrices(ark_path: Path, scp_path: Path, mats: Iterator[tuple[str, np.ndarray]]) -> dict[str, str]:
-    """Writes matrices to a binary ark plus its scp, each atomically.
-
-    The scp names ``ark_path`` as given (make it absolute for portability).
-
-    Returns:
-      ``{key: "ark_path:offset"}``.
-    """
-    from kaldiio.matio import write_array
-
-    from asr.fileio import atomic_open, atomic_write_text
-
-    index: dict[str, str] = {}
-    with atomic_open(ark_path, "wb") as f:
-        for key, mat in mats:
-            f.write(key.encode("utf-8") + b" ")
-            index[key] = f"{ark_path}:{f.tell()}"
-            write_array(f, mat)
-    atomic_write_text(scp_path, "".join(f"{k} {v}\n" for k, v in index.items()))
-    return index

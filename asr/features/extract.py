@@ -16,14 +16,20 @@ import logging
 import multiprocessing as mp
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Iterator, Literal
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
-from asr.config import check_range, option, parse_config
-from asr.errors import AsrError, AudioError, ConfigError
-from asr.fileio import PathLike
+from asr.config import check_range, load_config, option, parse_config, save_config
+from asr.data.audio import load_audio
+from asr.data.batching import split_jobs
+from asr.data.datadir import FEATURE_FILES, DataDir, write_int_table
+from asr.errors import AudioError, ConfigError, DataDirError
+from asr.features.ark import read_matrix, write_matrices
+from asr.features.cmvn import apply_cmvn, cmvn_stats
+from asr.fileio import PathLike, atomic_write_text, write_table
 
 log = logging.getLogger("asr.features.extract")
 
@@ -162,18 +168,46 @@ def load_feature_config(data_dir: PathLike) -> dict[str, Any]:
     Raises:
       ConfigError: if the data dir has no stored config.
     """
-    from asr.config import load_config
-
     path = Path(data_dir) / "conf" / "feats.yaml"
     if not path.is_file():
         raise ConfigError(f"{path}: no such file (run asr compute-feats on {data_dir})")
     return load_config(path)
 
 
-def _split(items: list[str], nj: int) -> list[list[str]]:
-    """Splits into ``nj`` contiguous chunks of nearly equal size (as Kaldi's split_scp.pl)."""
-    n = len(items)
-    return [items[j * n // nj:(j + 1) * n // nj] for j in range(nj)]
+def load_features(data_dir: PathLike, norm_vars: bool | None = None) -> Iterator[tuple[str, torch.Tensor]]:
+    """Yields ``(utt, feats)`` with CMVN applied, in ``feats.scp`` order.
+
+    Uses ``feats.scp``, ``cmvn.scp`` (keys are speakers or utterances, as
+    recorded in ``conf/feats.yaml``) and ``utt2spk``.  Without ``cmvn.scp``
+    (CMVN type ``none``) the raw features are yielded.
+
+    Args:
+      data_dir: A data dir after :func:`asr.features.compute_features`.
+      norm_vars: Override the config's ``norm_vars``.
+
+    Raises:
+      DataDirError: if files are missing or inconsistent.
+    """
+    dd = DataDir.load(data_dir, require_text=False)
+    if dd.feats_scp is None:
+        raise DataDirError(f"{dd.path / 'feats.scp'}: no such file (run asr compute-feats)")
+    cfg = load_feature_config(dd.path)
+    kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
+    if norm_vars is None:
+        norm_vars = bool(cfg.get("norm_vars", False))
+    if kind != "none" and dd.cmvn_scp is None:
+        raise DataDirError(f"{dd.path / 'cmvn.scp'}: no such file but CMVN type is '{kind}'")
+    cache: dict[str, np.ndarray] = {}
+    for utt in dd.utterances:
+        feats = torch.from_numpy(read_matrix(dd.feats_scp[utt], f"{dd.path / 'feats.scp'} '{utt}'"))
+        if kind == "none":
+            yield utt, feats
+            continue
+        key = utt if kind == "per-utterance" else dd.utt2spk[utt]
+        if key not in cache:
+            # Per-speaker stats are shared by all of a speaker's utterances.
+            cache = {key: read_matrix(dd.cmvn_scp[key], f"{dd.path / 'cmvn.scp'} '{key}'")}
+        yield utt, apply_cmvn(feats, cache[key], norm_vars)
 
 
 def _job_key(config: dict[str, Any], sources: list[tuple[str, str, float, float | None]]) -> str:
@@ -214,10 +248,6 @@ def _run_job(
     Runs with one intra-op thread both in workers (2 cores are shared) and
     in-process, so results never depend on the thread count.
     """
-    from asr.data.audio import load_audio
-    from asr.features.cmvn import write_matrices
-    from asr.fileio import atomic_write_text
-
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     num_frames: dict[str, int] = {}
@@ -249,11 +279,21 @@ def _worker_init() -> None:
 
 
 def _remove_outputs(data_dir: Path) -> None:
-    from asr.data.datadir import FEATURE_FILES
-
     for name in FEATURE_FILES:
         with contextlib.suppress(FileNotFoundError):
             (data_dir / name).unlink()
+
+
+@dataclass
+class _Job:
+    """One extraction job: its utterances' audio ``(utt, path, start, end)`` and its outputs."""
+
+    number: int
+    sources: list[tuple[str, str, float, float | None]]
+    ark: Path
+    scp: Path
+    done: Path
+    key: str
 
 
 def compute_features(
@@ -291,57 +331,72 @@ def compute_features(
         leaves no ark (finished jobs are kept for the rerun).
       DataDirError, ConfigError: for a bad data dir or config.
     """
-    from tqdm import tqdm
-
-    from asr.config import save_config
-    from asr.data.datadir import DataDir, write_int_table
-    from asr.features.cmvn import cmvn_stats, read_matrix, write_matrices
-    from asr.fileio import write_table
-
     if cmvn not in CMVN_TYPES:
         raise ConfigError(f"cmvn must be one of {', '.join(CMVN_TYPES)}, got '{cmvn}'")
     validate_feature_config(config)
     config = {k: v for k, v in config.items() if k != "cmvn"}
     dd = DataDir.load(data_dir, require_text=False)
-    data_dir = dd.path
     feat_dir = Path(feat_dir).resolve()
     feat_dir.mkdir(parents=True, exist_ok=True)
     # Stale outputs would point at arks about to be replaced.
-    _remove_outputs(data_dir)
+    _remove_outputs(dd.path)
 
-    utts = dd.utterances
-    nj = max(1, min(int(nj), len(utts)))
+    jobs = _plan_jobs(dd, feat_dir, config, nj)
+    num_frames, todo = _reuse_finished_jobs(jobs)
+    num_frames.update(_run_jobs(todo, config, f"{config['type']} {dd.name}"))
+    index = _read_job_scps(jobs)
+    cmvn_index = _write_cmvn_stats(dd, feat_dir, index, cmvn) if cmvn != "none" else None
+
+    # The data dir's files last: feats.scp appears only when everything exists.
+    save_config({**config, "cmvn": cmvn}, dd.path / "conf" / "feats.yaml")
+    write_int_table(dd.path / "utt2num_frames", num_frames.items())
+    if cmvn_index is not None:
+        write_table(dd.path / "cmvn.scp", cmvn_index.items())
+    write_table(dd.path / "feats.scp", index.items())
+    log.info("%s: features of %d utterances in %s", dd.path, len(dd.utterances), feat_dir)
+    return dd.path / "feats.scp"
+
+
+def _plan_jobs(dd: DataDir, feat_dir: Path, config: dict[str, Any], nj: int) -> list[_Job]:
+    """The data dir's (sorted) utterances in ``nj`` contiguous jobs, each with its output paths and key."""
     stem = f"raw_{config['type']}_{dd.name}"
     jobs = []
-    for j, chunk in enumerate(_split(utts, nj), 1):
+    for j, chunk in enumerate(split_jobs(dd.utterances, int(nj)), 1):
         sources = [(u, *dd.audio_source(u)) for u in chunk]
-        ark, scp, done = _job_paths(feat_dir, stem, j)
-        key = _job_key(config, sources)
-        jobs.append((j, sources, ark, scp, done, key))
+        jobs.append(_Job(j, sources, *_job_paths(feat_dir, stem, j), _job_key(config, sources)))
+    return jobs
 
+
+def _reuse_finished_jobs(jobs: list[_Job]) -> tuple[dict[str, int], list[_Job]]:
+    """Frame counts of the jobs a previous run finished with the same key, and the jobs left to run."""
     num_frames: dict[str, int] = {}
     todo = []
-    for j, sources, ark, scp, done, key in jobs:
-        counts = _job_is_done(done, ark, scp, key)
-        if counts is not None and set(counts) == {s[0] for s in sources}:
-            log.info("%s: job %d already done, skipping", scp, j)
+    for job in jobs:
+        counts = _job_is_done(job.done, job.ark, job.scp, job.key)
+        if counts is not None and set(counts) == {s[0] for s in job.sources}:
+            log.info("%s: job %d already done, skipping", job.scp, job.number)
             num_frames.update(counts)
         else:
-            todo.append((j, sources, ark, scp, done, key))
+            todo.append(job)
+    return num_frames, todo
 
-    with tqdm(total=sum(len(t[1]) for t in todo), desc=f"{config['type']} {dd.name}",
-              unit="utt", disable=not todo) as bar:
-        if len(todo) == 1 or nj == 1:
-            for _, sources, ark, scp, done, key in todo:
-                num_frames.update(_run_job(sources, config, str(ark), str(scp), str(done), key,
-                                           progress=lambda: bar.update(1)))
+
+def _run_jobs(todo: list[_Job], config: dict[str, Any], desc: str) -> dict[str, int]:
+    """Runs the jobs (in this process when there is one, else one process each); returns frame counts."""
+    num_frames: dict[str, int] = {}
+    with tqdm(total=sum(len(job.sources) for job in todo), desc=desc, unit="utt", disable=not todo) as bar:
+        if len(todo) == 1:
+            job = todo[0]
+            num_frames.update(_run_job(job.sources, config, str(job.ark), str(job.scp), str(job.done), job.key,
+                                       progress=lambda: bar.update(1)))
         elif todo:
             # spawn: forking a process that already ran OpenMP threads can hang.
             with cf.ProcessPoolExecutor(len(todo), mp_context=mp.get_context("spawn"),
                                         initializer=_worker_init) as pool:
                 futures = {
-                    pool.submit(_run_job, sources, config, str(ark), str(scp), str(done), key): len(sources)
-                    for _, sources, ark, scp, done, key in todo
+                    pool.submit(_run_job, job.sources, config, str(job.ark), str(job.scp), str(job.done),
+                                job.key): len(job.sources)
+                    for job in todo
                 }
                 try:
                     for fut in cf.as_completed(futures):
@@ -350,29 +405,29 @@ def compute_features(
                 except BaseException:
                     pool.shutdown(wait=True, cancel_futures=True)
                     raise
+    return num_frames
 
+
+def _read_job_scps(jobs: list[_Job]) -> dict[str, str]:
+    """``{utt: "ark_path:offset"}`` of all jobs, from their scp files."""
     index: dict[str, str] = {}
-    for _, _, _, scp, _, _ in jobs:
-        for line in scp.read_text(encoding="utf-8").splitlines():
+    for job in jobs:
+        for line in job.scp.read_text(encoding="utf-8").splitlines():
             utt, _, spec = line.partition(" ")
             index[utt] = spec
+    return index
 
-    # CMVN stats accumulate in sorted utterance order, so they do not depend on nj.
+
+def _write_cmvn_stats(dd: DataDir, feat_dir: Path, index: dict[str, str], cmvn: str) -> dict[str, str]:
+    """Writes ``feat_dir/cmvn_<name>.{ark,scp}`` (keys: speakers or utterances); returns its index.
+
+    Stats accumulate in sorted utterance order, so they do not depend on nj.
+    """
     stats: dict[str, np.ndarray] = {}
-    if cmvn != "none":
-        for utt in utts:
-            s = cmvn_stats(read_matrix(index[utt], f"{feat_dir} '{utt}'"))
-            key = utt if cmvn == "per-utterance" else dd.utt2spk[utt]
-            stats[key] = stats[key] + s if key in stats else s
-        keys = sorted(stats, key=lambda k: k.encode("utf-8"))
-        cmvn_index = write_matrices(feat_dir / f"cmvn_{dd.name}.ark", feat_dir / f"cmvn_{dd.name}.scp",
-                                    ((k, stats[k]) for k in keys))
-
-    # The data dir's files last: feats.scp appears only when everything exists.
-    save_config({**config, "cmvn": cmvn}, data_dir / "conf" / "feats.yaml")
-    write_int_table(data_dir / "utt2num_frames", num_frames.items())
-    if cmvn != "none":
-        write_table(data_dir / "cmvn.scp", cmvn_index.items())
-    write_table(data_dir / "feats.scp", index.items())
-    log.info("%s: features of %d utterances in %s", data_dir, len(utts), feat_dir)
-    return data_dir / "feats.scp"
+    for utt in dd.utterances:
+        s = cmvn_stats(read_matrix(index[utt], f"{feat_dir} '{utt}'"))
+        key = utt if cmvn == "per-utterance" else dd.utt2spk[utt]
+        stats[key] = stats[key] + s if key in stats else s
+    keys = sorted(stats, key=lambda k: k.encode("utf-8"))
+    return write_matrices(feat_dir / f"cmvn_{dd.name}.ark", feat_dir / f"cmvn_{dd.name}.scp",
+                          ((k, stats[k]) for k in keys))

@@ -9,7 +9,6 @@ into the phone set of an acoustic model.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -17,8 +16,6 @@ from typing import Callable
 from asr.errors import LexiconError
 from asr.fileio import read_lines
 from asr.g2p.align import Pronunciation
-
-log = logging.getLogger("asr.g2p.lexicon")
 
 #: Tokens of a Kaldi text that are markers, not words: ``<s>``, ``<SIL>``, ``<UNK>``, ``[noise]``...
 _MARKER_BRACKETS = (("<", ">"), ("[", "]"))

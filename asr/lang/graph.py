@@ -65,13 +65,6 @@ def graph_size(fsa: k2.Fsa) -> dict[str, int]:
     return {"states": int(fsa.shape[0]), "arcs": int(fsa.num_arcs)}
 
 
-def word_ids_on_path(path: k2.Fsa) -> list[int]:
-    """Word ids on a single path FSA whose aux_labels may be ragged."""
-    aux = path.aux_labels
-    values = aux.values if isinstance(aux, k2.RaggedTensor) else aux
-    return [int(w) for w in values.tolist() if w > 0]
-
-
 #: Graph-dir files that only some grammar kinds write; a rebuild with another kind removes them.
 KIND_SPECIFIC_OUTPUTS = ("lm.arpa",)
 

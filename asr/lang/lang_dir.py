@@ -299,6 +299,51 @@ def prepare_lang(
       LexiconError: for a malformed lexicon or config.
     """
     lang_dir = Path(lang_dir)
+    opts = _lang_options(cfg)
+    lexicon = _lexicon_with_unk(lexicon_path, cfg, opts.optional_silence)
+    lexicon, base_phones = _expand_units(lexicon, cfg, text_path, opts.silence_phones)
+    silence, nonsilence = _phone_sets(lexicon, opts.silence_phones, opts.optional_silence)
+    hmm_phones = silence + nonsilence
+    lexicon_disambig, max_disambig = add_disambig_symbols(lexicon)
+    phones, words = _symbol_tables(lexicon, hmm_phones, max_disambig)
+    table = make_pdf_table(hmm_phones, silence, opts.topology, opts.silence_topology)
+    pdf_names = table.names()
+
+    _write_tables(lang_dir, lexicon, lexicon_disambig, phones, words, silence, nonsilence, opts.optional_silence,
+                  max_disambig, pdf_names)
+    _write_lang_yaml(lang_dir, cfg, opts, silence, base_phones)
+    L = build_lexicon_fst(lexicon, phones, words, opts.optional_silence, opts.sil_prob, disambig_loops=False)
+    L_disambig = build_lexicon_fst(lexicon_disambig, phones, words, opts.optional_silence, opts.sil_prob,
+                                   disambig_loops=True)
+    H = build_h([phones[p] for p in hmm_phones], table)
+    save_fsa(L, lang_dir / "L.pt")
+    save_fsa(L_disambig, lang_dir / "L_disambig.pt")
+    save_fsa(H, lang_dir / "H.pt")
+    log.info(
+        "lang dir %s: %d words, %d phones, %d disambig symbols, %d pdfs (%s topology); H %d arcs, L %d arcs",
+        lang_dir, len({w for w, _ in lexicon}), len(hmm_phones), max_disambig + 1, len(pdf_names),
+        opts.topology.name, H.num_arcs, L.num_arcs,
+    )
+    return LangDir.load(lang_dir)
+
+
+@dataclass
+class _LangOptions:
+    """The checked scalar keys of a lang config (:func:`prepare_lang`)."""
+
+    silence_phones: list[str]
+    optional_silence: str
+    sil_prob: float
+    topology: Topology
+    silence_topology: Topology
+
+
+def _lang_options(cfg: dict) -> _LangOptions:
+    """Checks the keys and reads silence phones, silence probability and topologies.
+
+    Raises:
+      LexiconError: if the optional silence is not a silence phone.
+    """
     # Typos fail here; commands check the whole file with LangConfig (asr.config.load_typed_config).
     check_keys(LangConfig, cfg, "lang config")
     silence_phones = list(require(cfg, "silence_phones", "lang config"))
@@ -308,46 +353,86 @@ def prepare_lang(
     silence_topo = topology_from_config(cfg.get("silence_topology", cfg["topology"]))
     if optional_silence not in silence_phones:
         raise LexiconError(f"optional_silence '{optional_silence}' is not in silence_phones {silence_phones}")
+    return _LangOptions(silence_phones, optional_silence, sil_prob, topo, silence_topo)
 
+
+def _lexicon_with_unk(lexicon_path: str | Path, cfg: dict, optional_silence: str) -> Lexicon:
+    """The lexicon, with ``<UNK>`` added (pronounced ``unk_pron``) when it has none."""
     lexicon = read_lexicon(lexicon_path)
     if not any(w == UNK for w, _ in lexicon):
         # OOV words in training text map to <UNK>; without a pronunciation of
         # its own it is modelled as silence-like noise.
         unk_pron = cfg.get("unk_pron", [optional_silence])
         lexicon.append((UNK, list(unk_pron) if isinstance(unk_pron, list) else unk_pron.split()))
+    return lexicon
+
+
+def _expand_units(
+    lexicon: Lexicon, cfg: dict, text_path: str | Path | None, silence_phones: list[str]
+) -> tuple[Lexicon, dict[str, str]]:
+    """Rewrites the lexicon's phones into the config's units (``context``, then ``position_dependent``).
+
+    Returns:
+      The lexicon over units and each unit's base phone (empty without expansion).
+    """
     base_phones: dict[str, str] = {}
     context_cfg = cfg.get("context")
     if context_cfg:
         if text_path is None:
             raise LexiconError("lang config has 'context': give the training text (asr prepare-lang --text)")
         min_count = float(require(context_cfg, "min_count", "lang config 'context'"))
-        mono_phones = {p for _, pron in lexicon for p in pron}
+        mono_phones = _lexicon_phones(lexicon)
         lexicon, base_phones = expand_lexicon(lexicon, read_word_counts(text_path), min_count, silence_phones)
         log.info(
             "word-internal context: %d monophones -> %d units (min_count %g, counts from %s)",
-            len(mono_phones), len({p for _, pron in lexicon for p in pron}), min_count, text_path,
+            len(mono_phones), len(_lexicon_phones(lexicon)), min_count, text_path,
         )
+    if _position_dependent(cfg):
+        mono_phones = _lexicon_phones(lexicon)
+        lexicon, base_phones = position_dependent_lexicon(lexicon, silence_phones, base_phones)
+        log.info(
+            "word-position-dependent phones: %d phones -> %d", len(mono_phones), len(_lexicon_phones(lexicon)),
+        )
+    return lexicon, base_phones
+
+
+def _lexicon_phones(lexicon: Lexicon) -> set[str]:
+    return {p for _, pron in lexicon for p in pron}
+
+
+def _position_dependent(cfg: dict) -> bool:
+    """The config's ``position_dependent`` (YAML true/false only)."""
     position_dependent = cfg.get("position_dependent", False)
     if not isinstance(position_dependent, bool):
         # bool("false") is True: take only YAML's true/false
         raise LexiconError(f"lang config: position_dependent must be true or false, got {position_dependent!r}")
-    if position_dependent:
-        mono_phones = {p for _, pron in lexicon for p in pron}
-        lexicon, base_phones = position_dependent_lexicon(lexicon, silence_phones, base_phones)
-        log.info(
-            "word-position-dependent phones: %d phones -> %d",
-            len(mono_phones), len({p for _, pron in lexicon for p in pron}),
-        )
-    lex_phones = {p for _, pron in lexicon for p in pron}
+    return position_dependent
+
+
+def _phone_sets(lexicon: Lexicon, silence_phones: list[str], optional_silence: str) -> tuple[list[str], list[str]]:
+    """(silence, nonsilence) phones of the lang: the configured silence phones the lexicon uses
+    (and the optional silence), in config order; the others sorted."""
+    lex_phones = _lexicon_phones(lexicon)
     nonsilence = sorted(lex_phones - set(silence_phones))
     silence = [p for p in silence_phones if p in lex_phones or p == optional_silence]
-    hmm_phones = silence + nonsilence
+    return silence, nonsilence
 
-    lexicon_disambig, max_disambig = add_disambig_symbols(lexicon)
+
+def _symbol_tables(lexicon: Lexicon, hmm_phones: list[str], max_disambig: int) -> tuple[SymbolTable, SymbolTable]:
+    """phones.txt (``<eps>``, phones, ``#0``..``#max_disambig``) and words.txt (``<eps>``, words, ``#0 <s> </s>``)."""
     phone_syms = [EPS] + hmm_phones + [f"#{i}" for i in range(max_disambig + 1)]
     phones = SymbolTable({p: i for i, p in enumerate(phone_syms)})
     word_list = sorted({w for w, _ in lexicon})
     words = SymbolTable({w: i for i, w in enumerate([EPS] + word_list + ["#0", "<s>", "</s>"])})
+    return phones, words
+
+
+def _write_tables(
+    lang_dir: Path, lexicon: Lexicon, lexicon_disambig: Lexicon, phones: SymbolTable, words: SymbolTable,
+    silence: list[str], nonsilence: list[str], optional_silence: str, max_disambig: int, pdf_names: list[str],
+) -> None:
+    """Writes the lexicons, symbol tables, ``phones/*.txt`` and ``pdfs.txt``."""
+    from asr.fileio import atomic_write_text
 
     lang_dir.mkdir(parents=True, exist_ok=True)
     (lang_dir / "phones").mkdir(exist_ok=True)
@@ -355,37 +440,27 @@ def prepare_lang(
     write_lexicon(lexicon_disambig, lang_dir / "lexicon_disambig.txt")
     phones.write(lang_dir / "phones.txt")
     words.write(lang_dir / "words.txt")
-    from asr.fileio import atomic_write_text
-
     atomic_write_text(lang_dir / "phones/silence.txt", "".join(f"{p}\n" for p in silence))
     atomic_write_text(lang_dir / "phones/nonsilence.txt", "".join(f"{p}\n" for p in nonsilence))
     atomic_write_text(lang_dir / "phones/optional_silence.txt", f"{optional_silence}\n")
     atomic_write_text(lang_dir / "phones/disambig.txt", "".join(f"#{i}\n" for i in range(max_disambig + 1)))
-    table = make_pdf_table(hmm_phones, silence, topo, silence_topo)
-    names = table.names()
-    atomic_write_text(lang_dir / "pdfs.txt", "".join(f"{n} {i}\n" for i, n in enumerate(names, 1)))
+    atomic_write_text(lang_dir / "pdfs.txt", "".join(f"{n} {i}\n" for i, n in enumerate(pdf_names, 1)))
+
+
+def _write_lang_yaml(lang_dir: Path, cfg: dict, opts: _LangOptions, silence: list[str],
+                     base_phones: dict[str, str]) -> None:
+    """``lang.yaml``: the config as used (the silence phones present, topologies, unit expansion)."""
+    context_cfg = cfg.get("context")
     save_config(
         {
             "silence_phones": silence,
-            "optional_silence": optional_silence,
-            "sil_prob": sil_prob,
-            "topology": topo.to_config(),
-            "silence_topology": silence_topo.to_config(),
+            "optional_silence": opts.optional_silence,
+            "sil_prob": opts.sil_prob,
+            "topology": opts.topology.to_config(),
+            "silence_topology": opts.silence_topology.to_config(),
             **({"context": dict(context_cfg)} if context_cfg else {}),
-            **({"position_dependent": True} if position_dependent else {}),
+            **({"position_dependent": True} if _position_dependent(cfg) else {}),
             **({"base_phones": base_phones} if base_phones else {}),
         },
         lang_dir / "lang.yaml",
     )
-
-    L = build_lexicon_fst(lexicon, phones, words, optional_silence, sil_prob, disambig_loops=False)
-    L_disambig = build_lexicon_fst(lexicon_disambig, phones, words, optional_silence, sil_prob, disambig_loops=True)
-    H = build_h([phones[p] for p in hmm_phones], table)
-    save_fsa(L, lang_dir / "L.pt")
-    save_fsa(L_disambig, lang_dir / "L_disambig.pt")
-    save_fsa(H, lang_dir / "H.pt")
-    log.info(
-        "lang dir %s: %d words, %d phones, %d disambig symbols, %d pdfs (%s topology); H %d arcs, L %d arcs",
-        lang_dir, len(word_list), len(hmm_phones), max_disambig + 1, len(names), topo.name, H.num_arcs, L.num_arcs,
-    )
-    return LangDir.load(lang_dir)

@@ -505,10 +505,21 @@ def read_arpa(path: PathLike) -> NgramLM:
         size differs from the header's ``ngram N=count``.
     """
     lines = read_lines(path, LanguageModelError)
+    declared, body = _read_arpa_header(lines, path)
+    return _read_arpa_sections(lines, body, declared, path)
+
+
+def _read_arpa_header(lines: list[str], path: PathLike) -> tuple[dict[int, tuple[int, int]], int]:
+    """The ``\\data\\`` section's ``ngram N=count`` lines.
+
+    Returns:
+      ``{order: (count, line number)}`` and the index of the line after the
+      header (the first that starts with a backslash, or the end).
+    """
     start = next((i for i, ln in enumerate(lines) if ln.rstrip() == "\\data\\"), None)
     if start is None:
         raise LanguageModelError(f"{path}: no '\\data\\' line; not an ARPA file")
-    declared: dict[int, tuple[int, int]] = {}  # order -> (count, line number)
+    declared: dict[int, tuple[int, int]] = {}
     i = start + 1
     while i < len(lines) and not lines[i].strip().startswith("\\"):
         text = lines[i].strip()
@@ -523,11 +534,18 @@ def read_arpa(path: PathLike) -> NgramLM:
         i += 1
     if not declared:
         raise LanguageModelError(f"{path}:{start + 1}: ARPA header declares no n-gram counts")
+    return declared, i
+
+
+def _read_arpa_sections(
+    lines: list[str], body: int, declared: dict[int, tuple[int, int]], path: PathLike
+) -> NgramLM:
+    """The ``\\N-grams:`` sections from line index ``body`` to ``\\end\\``, each checked against its count."""
     order = len(declared)
     lm = NgramLM(probs=[{} for _ in range(order)])
-    n = 0
+    n = 0  # the order of the current section
     ended = False
-    for i in range(i, len(lines)):
+    for i in range(body, len(lines)):
         text = lines[i].strip()
         where = f"{path}:{i + 1}"
         if not text:
@@ -547,23 +565,28 @@ def read_arpa(path: PathLike) -> NgramLM:
             continue
         if n == 0:
             raise LanguageModelError(f"{where}: n-gram line before any '\\N-grams:' section")
-        fields = text.split()
-        if len(fields) not in (n + 1, n + 2) or (len(fields) == n + 2 and n == order):
-            raise LanguageModelError(
-                f"{where}: malformed {n}-gram line (expected log-prob, {n} word(s)"
-                f"{'' if n == order else ' and optional back-off'}): '{text[:60]}'"
-            )
-        g = tuple(fields[1:n + 1])
-        if g in lm.probs[n - 1]:
-            raise LanguageModelError(f"{where}: duplicate {n}-gram '{' '.join(g)}'")
-        lm.probs[n - 1][g] = _parse_float(fields[0], where)
-        if len(fields) == n + 2:
-            lm.backoffs[n - 1][g] = _parse_float(fields[-1], where)
+        _add_ngram_line(lm, n, text, where)
     if not ended:
         raise LanguageModelError(f"{path}: no '\\end\\' line (truncated file?)")
     if n != order:
         raise LanguageModelError(f"{path}: header declares {order} orders but only {n} section(s) found")
     return lm
+
+
+def _add_ngram_line(lm: NgramLM, n: int, text: str, where: str) -> None:
+    """Adds a line ``log10-prob w1 .. wn [log10-back-off]`` of the n-gram section (no back-off at the top order)."""
+    fields = text.split()
+    if len(fields) not in (n + 1, n + 2) or (len(fields) == n + 2 and n == lm.order):
+        raise LanguageModelError(
+            f"{where}: malformed {n}-gram line (expected log-prob, {n} word(s)"
+            f"{'' if n == lm.order else ' and optional back-off'}): '{text[:60]}'"
+        )
+    g = tuple(fields[1:n + 1])
+    if g in lm.probs[n - 1]:
+        raise LanguageModelError(f"{where}: duplicate {n}-gram '{' '.join(g)}'")
+    lm.probs[n - 1][g] = _parse_float(fields[0], where)
+    if len(fields) == n + 2:
+        lm.backoffs[n - 1][g] = _parse_float(fields[-1], where)
 
 
 def _check_count(lm: NgramLM, n: int, declared: dict[int, tuple[int, int]], path: PathLike) -> None:

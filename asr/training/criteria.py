@@ -6,7 +6,6 @@ the number of frames it covers and scalars to log.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass, field
 
 import torch
@@ -18,8 +17,6 @@ from asr.training.augment import perturb_alignment
 from asr.training.data import Batch
 from asr.training.graphs import NumeratorGraphCompiler
 from asr.training.registry import CriterionContext
-
-log = logging.getLogger("asr.training.criteria")
 
 
 @dataclass

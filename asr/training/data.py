@@ -12,7 +12,7 @@ import torch
 from asr.data.batching import length_batches
 from asr.data.datadir import DataDir
 from asr.errors import DataDirError
-from asr.features.cmvn import load_features
+from asr.features.extract import load_features
 
 log = logging.getLogger("asr.training.data")
 

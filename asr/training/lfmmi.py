@@ -99,6 +99,7 @@ import torch
 
 from asr.config import parse_config
 from asr.errors import ConfigError
+from asr.lang.fsa_io import arcs_to_fsa
 from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lang_dir import UNK, LangDir
 from asr.lang.lm import BOS, EOS, estimate_ngram, ngram_logprob
@@ -234,13 +235,7 @@ def phone_lm_fsa(
     final = len(ids)
     arcs += [(s, final, -1, w) for s, w in final_arcs]
     arcs.sort(key=lambda a: (a[0], a[2]))
-    return k2.arc_sort(_fsa_from_arcs(arcs))
-
-
-def _fsa_from_arcs(arcs: list[tuple[int, int, int, float]]) -> k2.Fsa:
-    t = torch.tensor([a[:3] for a in arcs], dtype=torch.int32)
-    scores = torch.tensor([a[3] for a in arcs], dtype=torch.float32)
-    return k2.Fsa(torch.cat([t, scores.view(torch.int32).unsqueeze(1)], dim=1))
+    return k2.arc_sort(arcs_to_fsa(arcs))
 
 
 def _arc_list(fsa: k2.Fsa) -> list[tuple[int, int, int, float]]:
@@ -264,7 +259,7 @@ def add_leaky_arcs(den: k2.Fsa, coefficient: float) -> k2.Fsa:
         if s != 0:
             out += [(s, d, l, w + leak) for _, d, l, w in start_arcs]
     out.sort(key=lambda a: (a[0], a[2]))
-    return k2.arc_sort(_fsa_from_arcs(out))
+    return k2.arc_sort(arcs_to_fsa(out))
 
 
 def build_denominator_graph(
@@ -301,7 +296,7 @@ def compose_denominator(lang: LangDir, P: k2.Fsa, leaky_hmm_coefficient: float =
     else:
         H = k2.arc_sort(lang.load_graph("H"))
         den = k2.connect(k2.compose(H, P, treat_epsilons_specially=True))
-    den = k2.arc_sort(_fsa_from_arcs(_arc_list(den)))  # drop aux labels and attributes
+    den = k2.arc_sort(arcs_to_fsa(_arc_list(den)))  # drop aux labels and attributes
     den = add_leaky_arcs(den, leaky_hmm_coefficient)
     log.info(
         "LF-MMI denominator: phone %d-gram %d states, %d arcs; den graph %d states, %d arcs (leaky %g)",
@@ -315,7 +310,7 @@ def den_graph_from_hlg(path: str | Path) -> k2.Fsa:
     from asr.lang.fsa_io import load_fsa
 
     hlg = load_fsa(path)
-    return k2.arc_sort(_fsa_from_arcs(_arc_list(hlg)))
+    return k2.arc_sort(arcs_to_fsa(_arc_list(hlg)))
 
 
 # ---------------------------------------------------------------------------

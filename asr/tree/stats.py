@@ -29,8 +29,7 @@ import torch
 
 from asr.config import load_config
 from asr.errors import DataDirError
-from asr.features.cmvn import load_features
-from asr.features.extract import load_feature_config
+from asr.features.extract import load_feature_config, load_features
 from asr.lang.lang_dir import LangDir
 from asr.lang.topology import Topology
 from asr.training.align import read_alignments

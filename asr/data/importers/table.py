@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,8 +20,6 @@ from asr.data.importers.common import DataDirTables, normalize_text, speaker_pre
 from asr.data.registry import register_preparer
 from asr.errors import AsrError, DataDirError
 from asr.fileio import PathLike
-
-log = logging.getLogger("asr.data.importers.table")
 
 #: Table suffix -> delimiter, for ``--delimiter auto``.
 _DELIMITER_BY_SUFFIX = {".csv": ",", ".tsv": "\t", ".tab": "\t"}
