@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
+from asr.fileio import safe_torch_load
 from asr.model_dir import ModelDir
+from asr.training.data import load_utterances
 from reliability_fixtures import tiny  # noqa: F401
 
 
@@ -30,3 +35,22 @@ def test_torchrun_two_processes(tiny, tmp_path):  # noqa: F811
     assert sorted(p.name for p in (out / "checkpoints").glob("epoch-*.pt")) == ["epoch-1.pt", "epoch-2.pt"]
     md = ModelDir.load(out)
     assert md.model.num_pdfs == md.lang.num_pdfs
+    assert_epoch_statistics_cover_both_shards(proc.stderr, log, out, md, tiny)
+
+
+def assert_epoch_statistics_cover_both_shards(stderr: str, log: str, out: Path, md: ModelDir, tiny) -> None:
+    """The epoch statistics are sums over both ranks' batches, and both ranks log the same line."""
+    utts = load_utterances(tiny.data)
+    # The tiny set makes an even number of batches (see _epoch_batches), so the
+    # two shards together hold every utterance (each rank alone holds only its own).
+    frames = int(md.model.output_lengths(torch.tensor([len(u.feats) for u in utts])).sum())
+    for epoch in (1, 2):
+        train = safe_torch_load(out / "checkpoints" / f"epoch-{epoch}.pt")["metrics"]["train"]
+        assert train["utterances"] == len(utts) == 6, train
+        assert train["frames"] == frames, train
+        assert train["unalignable"] == 0, train
+        logged = re.search(rf"epoch {epoch}: train loss (\S+) \(", log)
+        assert logged and logged.group(1) == f"{train['loss'] / train['frames']:.4f}", (logged, train)
+        # Rank 1 logs to the console only: the reduced line, the same as rank 0's.
+        lines = re.findall(rf"\] (epoch {epoch}: .*) \(\d+\.\d s\)$", stderr, re.M)
+        assert len(lines) == 2 and lines[0] == lines[1], lines

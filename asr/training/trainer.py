@@ -21,6 +21,7 @@ import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
@@ -36,7 +37,11 @@ from asr.training.augment import spec_augment
 from asr.training.checkpoint_avg import average_checkpoints
 from asr.training.config import OptimizerConfig, SchedulerConfig
 from asr.training.data import Batch, Utterance, collate, make_batches
+from asr.training.metrics import MetricsTracker, epoch_message, per_frame_stats
 from asr.training.registry import as_train_config
+
+if TYPE_CHECKING:
+    from asr.training.criteria import LossOutput
 
 log = logging.getLogger("asr.training.trainer")
 
@@ -95,11 +100,6 @@ def make_scheduler(
         return final**progress
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
-
-
-def per_frame_stats(stats: dict[str, float], frames: int) -> dict[str, float]:
-    """Summed criterion stats other than ``correct``/``unalignable`` (e.g. LF-MMI's num, den), per frame."""
-    return {k: v / max(1, frames) for k, v in stats.items() if k not in ("correct", "unalignable")}
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[tuple[int, Path]]:
@@ -170,7 +170,13 @@ class Trainer:
         return batch
 
     # -- checkpoints ----------------------------------------------------------
-    def save_checkpoint(self, epoch: int) -> None:
+    def save_checkpoint(self, epoch: int, metrics: dict[str, dict[str, float]] | None = None) -> None:
+        """Writes ``checkpoints/epoch-<epoch>.pt`` (rank 0 only).
+
+        ``metrics``: the epoch's summed statistics over all ranks, e.g.
+        ``{"train": {"loss": ..., "frames": ..., ...}, "valid": {...}}``, kept
+        in the checkpoint as a record (plain floats).
+        """
         if not self.dist.is_main:
             return
         atomic_torch_save(
@@ -183,6 +189,7 @@ class Trainer:
                 "rng": torch.get_rng_state(),
                 # Stateful criteria (flat start's running prior) resume exactly too.
                 "criterion": self.criterion.state_dict() if hasattr(self.criterion, "state_dict") else {},
+                "metrics": metrics or {},
             },
             self.ckpt_dir / f"epoch-{epoch}.pt",
         )
@@ -211,26 +218,96 @@ class Trainer:
         log_probs, out_lengths = model(feats, batch.lengths.to(self.device))
         return self.criterion(log_probs, out_lengths.cpu(), batch)
 
-    def validate(self) -> dict[str, float]:
+    def validation_metrics(self) -> MetricsTracker | None:
+        """Summed statistics of the validation set (None without one).
+
+        Under DDP each rank scores every ``world_size``-th batch and the sums
+        are reduced, so every rank returns the whole set's statistics.  (The
+        forward pass uses the bare model, so the ranks may run different
+        numbers of batches.)
+        """
         if not self.valid_utts:
-            return {}
+            return None
         self.model.eval()
-        tot_loss, tot_frames, stats = 0.0, 0, {}
+        totals = MetricsTracker()
+        batches = make_batches(self.valid_utts, self.max_frames, shuffle=False, seed=0)
         with torch.no_grad():
-            for idx in make_batches(self.valid_utts, self.max_frames, shuffle=False, seed=0):
+            for idx in batches[self.dist.rank :: self.dist.world_size]:
                 out = self._forward(self._batch(self.valid_utts, idx, False, None), self.model)
-                tot_loss += float(out.loss)
-                tot_frames += out.frames
-                for k, v in out.stats.items():
-                    stats[k] = stats.get(k, 0.0) + v
+                totals.add(MetricsTracker.of_batch(float(out.loss), out.frames, len(idx), out.stats))
         self.model.train()
-        result = {"loss": tot_loss / max(1, tot_frames)}
-        if "correct" in stats:
-            result["frame_acc"] = stats["correct"] / max(1, tot_frames)
-        result.update(per_frame_stats(stats, tot_frames))
-        return result
+        totals.reduce(self.device)
+        return totals
+
+    def validate(self) -> dict[str, float]:
+        """The validation report (loss and statistics per frame; empty without validation data)."""
+        valid = self.validation_metrics()
+        return valid.per_frame() if valid is not None else {}
+
+    def _train_step(self, epoch: int, idx: list[int], gen: torch.Generator) -> tuple[LossOutput, float] | None:
+        """Forward, backward and optimizer step on one batch: ``(LossOutput, gradient norm)``.
+
+        None when the batch is skipped: no frame to learn from, or a
+        non-finite gradient norm (the step is not taken, nothing is counted).
+        """
+        out = self._forward(self._batch(self.train_utts, idx, True, gen), self.ddp_model)
+        if out.frames == 0:
+            return None
+        self.optimizer.zero_grad(set_to_none=True)
+        (out.loss / out.frames).backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
+        if not math.isfinite(grad_norm):
+            log.warning("epoch %d step %d: non-finite gradient norm, batch skipped", epoch, self.step)
+            self.optimizer.zero_grad(set_to_none=True)
+            return None
+        self.optimizer.step()
+        self.scheduler.step()
+        self.step += 1
+        fault_point("step", self.step)
+        return out, grad_norm
+
+    def _write_step_scalars(self, out: LossOutput, grad_norm: float) -> None:
+        """TensorBoard ``train/*`` scalars of one step (this rank's batch: rank 0's under DDP)."""
+        if not self.writer:
+            return
+        self.writer.add_scalar("train/loss", float(out.loss.detach()) / out.frames, self.step)
+        self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
+        self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
+        for k, v in per_frame_stats(out.stats, out.frames).items():
+            self.writer.add_scalar(f"train/{k}", v, self.step)
+
+    def train_epoch(self, epoch: int) -> MetricsTracker:
+        """One pass over this rank's batches of ``epoch``; the sums over all ranks' batches."""
+        gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
+        batches = self._epoch_batches(epoch)
+        totals = MetricsTracker()
+        bar = tqdm(batches, desc=f"epoch {epoch}/{self.epochs}", disable=not self.dist.is_main, leave=False)
+        for idx in bar:
+            step = self._train_step(epoch, idx, gen)
+            if step is None:
+                continue
+            out, grad_norm = step
+            totals.add(MetricsTracker.of_batch(float(out.loss.detach()), out.frames, len(idx), out.stats))
+            bar.set_postfix(loss=f"{float(out.loss.detach()) / out.frames:.3f}")
+            self._write_step_scalars(out, grad_norm)
+        totals.reduce(self.device)
+        return totals
+
+    def _write_epoch_scalars(self, epoch: int, train: MetricsTracker, valid: dict[str, float]) -> None:
+        """TensorBoard ``epoch/*`` scalars: the reduced training statistics and the validation report."""
+        if not self.writer:
+            return
+        report = train.per_frame()
+        self.writer.add_scalar("epoch/train_loss", report["loss"], epoch)
+        if "frame_acc" in report:
+            self.writer.add_scalar("epoch/train_frame_acc", report["frame_acc"], epoch)
+        for k, v in train.criterion_per_frame().items():
+            self.writer.add_scalar(f"epoch/train_{k}", v, epoch)
+        for k, v in valid.items():
+            self.writer.add_scalar(f"epoch/valid_{k}", v, epoch)
 
     def train(self) -> None:
+        """Runs the epochs from ``start_epoch``: train, validate, log, checkpoint."""
         if self.dist.is_main:
             from torch.utils.tensorboard import SummaryWriter
 
@@ -238,58 +315,13 @@ class Trainer:
         self.model.train()
         for epoch in range(self.start_epoch, self.epochs + 1):
             t0 = time.perf_counter()
-            gen = torch.Generator().manual_seed(self.seed * 1000 + epoch)
-            batches = self._epoch_batches(epoch)
-            tot_loss, tot_frames, stats = 0.0, 0, {}
-            bar = tqdm(batches, desc=f"epoch {epoch}/{self.epochs}", disable=not self.dist.is_main, leave=False)
-            for idx in bar:
-                out = self._forward(self._batch(self.train_utts, idx, True, gen), self.ddp_model)
-                if out.frames == 0:
-                    continue
-                self.optimizer.zero_grad(set_to_none=True)
-                (out.loss / out.frames).backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip))
-                if not math.isfinite(grad_norm):
-                    log.warning("epoch %d step %d: non-finite gradient norm, batch skipped", epoch, self.step)
-                    self.optimizer.zero_grad(set_to_none=True)
-                    continue
-                self.optimizer.step()
-                self.scheduler.step()
-                self.step += 1
-                fault_point("step", self.step)
-                tot_loss += float(out.loss.detach())
-                tot_frames += out.frames
-                for k, v in out.stats.items():
-                    stats[k] = stats.get(k, 0.0) + v
-                bar.set_postfix(loss=f"{float(out.loss.detach()) / out.frames:.3f}")
-                if self.writer:
-                    self.writer.add_scalar("train/loss", float(out.loss.detach()) / out.frames, self.step)
-                    self.writer.add_scalar("train/lr", self.scheduler.get_last_lr()[0], self.step)
-                    self.writer.add_scalar("train/grad_norm", grad_norm, self.step)
-                    for k, v in per_frame_stats(out.stats, out.frames).items():
-                        self.writer.add_scalar(f"train/{k}", v, self.step)
-            valid = self.validate()
-            train_loss = tot_loss / max(1, tot_frames)
-            msg = f"epoch {epoch}: train loss {train_loss:.4f}"
-            if "correct" in stats:
-                msg += f", train frame acc {stats['correct'] / max(1, tot_frames):.3f}"
-            extra = per_frame_stats(stats, tot_frames)
-            if extra:
-                msg += ", train " + ", ".join(f"{k} {v:.4f}" for k, v in extra.items())
-            if valid:
-                msg += ", valid " + ", ".join(f"{k} {v:.4f}" for k, v in valid.items())
-            if stats.get("unalignable"):
-                msg += f", {int(stats['unalignable'])} utterances too short for their transcript"
-            log.info("%s (%.1f s)", msg, time.perf_counter() - t0)
-            if self.writer:
-                self.writer.add_scalar("epoch/train_loss", train_loss, epoch)
-                if "correct" in stats:
-                    self.writer.add_scalar("epoch/train_frame_acc", stats["correct"] / max(1, tot_frames), epoch)
-                for k, v in extra.items():
-                    self.writer.add_scalar(f"epoch/train_{k}", v, epoch)
-                for k, v in valid.items():
-                    self.writer.add_scalar(f"epoch/valid_{k}", v, epoch)
-            self.save_checkpoint(epoch)
+            train = self.train_epoch(epoch)
+            valid = self.validation_metrics()
+            report = valid.per_frame() if valid is not None else {}
+            log.info("%s (%.1f s)", epoch_message(epoch, train, report), time.perf_counter() - t0)
+            self._write_epoch_scalars(epoch, train, report)
+            record = {"train": train.as_dict(), "valid": valid.as_dict() if valid is not None else {}}
+            self.save_checkpoint(epoch, record)
             fault_point("checkpoint", epoch)
         if self.writer:
             self.writer.close()
