@@ -13,6 +13,7 @@ import logging
 import sys
 
 from asr.errors import AsrError
+from asr.threads import bound_openmp_spinning
 
 #: Subcommand name -> module in ``asr.commands``; in pipeline order.
 COMMANDS = {
@@ -59,6 +60,9 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before build_parser: the commands' modules may import torch, and libgomp
+    # reads its spin count once, when torch loads it (asr/threads.py).
+    bound_openmp_spinning()
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(args.verbose)

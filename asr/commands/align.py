@@ -22,14 +22,18 @@ def register(sub: argparse._SubParsersAction) -> None:
         "word-internal context-dependent phones (each unit is scored by its base phone)",
     )
     p.add_argument("--config", default="align.yaml", help="alignment options (default align.yaml, shipped in asr/conf)")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
+                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from asr.config import load_typed_config
+    from asr.threads import set_torch_threads
     from asr.training.align import align_data_dir
     from asr.training.config import AlignConfig
 
+    set_torch_threads(args.threads, what="align")
     cfg = load_typed_config(args.config, AlignConfig)
     align_data_dir(args.model_dir, args.data_dir, args.out_dir, cfg.max_frames, cfg.output_beam, args.lang)
     return 0

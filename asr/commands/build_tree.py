@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-leaves", type=int, help="override the config's max_leaves")
     p.add_argument("--lang-out", metavar="DIR", help="also write a copy of --lang with the tree in it (pdfs = leaves), "
                    "for context-dependent graphs and training, e.g. data/lang_tree500")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
+                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
     p.add_argument("--show", metavar="TREE", help="print a tree file (or a dir holding tree.yaml) and exit")
     p.set_defaults(func=run, parser=p)
 
@@ -38,9 +40,11 @@ def run(args: argparse.Namespace) -> int:
                                         ("--data", args.data), ("--lang", args.lang)) if not value]
     if missing:
         args.parser.error(f"building a tree needs {', '.join(missing)} (or use --show TREE)")
+    from asr.threads import set_torch_threads
     from asr.tree.config import load_tree_config
     from asr.tree.run import build_tree_dir
 
+    set_torch_threads(args.threads, what="build-tree")
     overrides = {"max_leaves": args.max_leaves} if args.max_leaves is not None else None
     cfg = load_tree_config(args.config, overrides)
     tree = build_tree_dir(args.ali_dir, args.data, args.lang, args.out_dir, cfg, args.extra_questions)

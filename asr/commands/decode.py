@@ -21,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("out_dir")
     p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs")
-    p.add_argument("--threads-per-job", type=int, default=1, help="torch threads in each job")
+    p.add_argument("--threads", "--threads-per-job", dest="threads", type=int,
+                   help="torch threads in each job (default: OMP_NUM_THREADS if set, else 1, so hypotheses and "
+                   "lattices do not depend on the machine); results are bit-identical only at the same count")
     p.add_argument("--sweep", action="store_true", help="sweep LM weight and word penalty over the lattices")
     p.add_argument("--rescore-graph-dir", help="rescore lattices with this dir's G.pt (e.g. a trigram)")
     p.set_defaults(func=run)
@@ -38,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from asr.decoding.rescore import prepare_rescoring_g
     from asr.data.datadir import read_text
     from asr.scoring.wer import format_wer, score
+    from asr.threads import resolve_threads
 
     from asr.config import resolve_config
     from asr.decoding.search import decode_config
@@ -45,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     typed = decode_config(cfg, str(resolve_config(args.config)))  # checks keys and types; defaults filled in
     out = Path(args.out_dir)
-    text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, args.threads_per_job)
+    threads = resolve_threads(args.threads, args.nj, per_job_default=1, what="decode").threads
+    text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, threads)
     dd = DataDir.load(args.data_dir, require_text=False)
     nj = len(split_jobs(dd.utterances, args.nj))
     words = SymbolTable.read(Path(args.model_dir) / "lang" / "words.txt")

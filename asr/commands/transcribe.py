@@ -18,6 +18,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-dir", help="use this HLG.pt instead of the model dir's graph/")
     p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
     p.add_argument("--ctm", action="store_true", help="print word CTM lines (file 1 start dur word conf) instead")
+    p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
+                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=run)
 
@@ -26,7 +28,9 @@ def run(args: argparse.Namespace) -> int:
     from asr.decoding.ctm import ctm_line
     from asr.errors import AsrError
     from asr.recognizer import Recognizer
+    from asr.threads import set_torch_threads
 
+    set_torch_threads(args.threads, what="transcribe")
     rec = Recognizer.from_dir(args.model_dir, args.graph_dir, args.config)
     failed = 0
     for path in args.files:
