@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -26,15 +27,14 @@ from asr.training.trainer import Trainer, write_model_dir
 log = logging.getLogger("asr.training.run")
 
 def set_threads(threads: int | None) -> None:
-    """Sets torch's intra-op thread count: the config's ``threads``, else the policy of :mod:`asr.threads`.
+    """Sets torch's intra-op thread count when the config asks for one.
 
     The thread count is part of the arithmetic: reductions split across
     threads round differently, so only runs at the same count (on the same
     CPU model) give bit-identical weights.
     """
-    from asr.threads import local_processes, set_torch_threads
-
-    set_torch_threads(threads, nj=local_processes(), what="train")
+    if threads is not None:
+        torch.set_num_threads(threads)
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
@@ -123,6 +123,83 @@ def finish(trainer: Trainer, spec: Criterion, cfg: TrainConfig, utts: list, alig
         align_training_data(trainer.out_dir, utts, cfg)
 
 
+@dataclass
+class TrainingData:
+    """The utterances of one run.
+
+    ``utts``: every loaded utterance (validation speakers included);
+    ``train_utts``: those trained on (speed-perturbed copies included);
+    ``valid_utts``: the held-out speakers'; ``aligned``: whether they carry alignments.
+    """
+
+    utts: list
+    train_utts: list
+    valid_utts: list
+    aligned: bool
+
+
+def read_train_config(config: str | Path, overrides: dict | None) -> tuple[dict, TrainConfig, Criterion]:
+    """The config as given (overrides applied; saved as ``train.yaml``), checked, and its criterion."""
+    raw = load_config(config)
+    raw.update(overrides or {})
+    cfg = parse_train_config(raw, str(resolve_config(config)))
+    return raw, cfg, CRITERIA.get(cfg.criterion, str(config))
+
+
+def load_training_data(spec: Criterion, cfg: TrainConfig, data_dir: str | Path,
+                       ali_dir: str | Path | None) -> TrainingData:
+    """Features (and alignments when the criterion takes them), the held-out split and speed perturbation."""
+    alignments = read_criterion_alignments(spec, ali_dir)
+    utts = load_utterances(data_dir, alignments)
+    train_utts, valid_utts = held_out_split(utts, cfg)
+    if cfg.speed_perturb:
+        from asr.training.data import add_speed_perturbed
+
+        train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg.speed_perturb])
+    log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
+    return TrainingData(utts, train_utts, valid_utts, alignments is not None)
+
+
+def write_valid_list(out_dir: Path, valid_utts: list) -> None:
+    """``out_dir/valid_utts.txt``, the held-out utterance ids (rank 0 only)."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        # Recipes tune decoding weights on these held-out speakers.
+        atomic_write_text(out_dir / "valid_utts.txt", "".join(f"{u.utt_id}\n" for u in valid_utts))
+
+
+def build_trainer(raw: dict, cfg: TrainConfig, spec: Criterion, lang: LangDir, data: TrainingData, out_dir: Path,
+                  graph_dir: str | Path | None, init_model_dir: str | Path | None) -> Trainer:
+    """The criterion, the initial weights (``init_model_dir`` or random) and the :class:`Trainer`."""
+    criterion = spec.build(CriterionContext(cfg, lang, data.train_utts, data.utts,
+                                            Path(graph_dir) if graph_dir else None))
+    init_state = None
+    if init_model_dir is not None:
+        init_state = initial_state(ModelDir.load(init_model_dir), lang)
+    trainer = Trainer(raw, criterion, data.train_utts, data.valid_utts, lang, out_dir, init_state)
+    check_schedule(cfg, trainer.total_steps)
+    return trainer
+
+
+def run_epochs(trainer: Trainer, resume: bool) -> None:
+    """Trains every epoch (from the last checkpoint with ``resume``); warns about OOV transcript words."""
+    if resume and not trainer.resume():
+        log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)
+    trainer.train()
+    criterion = trainer.criterion
+    if getattr(criterion, "oov_count", 0):
+        log.warning("%d OOV words in training transcripts were mapped to <UNK>", criterion.oov_count)
+
+
+def end_run(handler: logging.Handler) -> None:
+    """Leaves the DDP process group (if any) and closes ``train.log``."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+    logging.getLogger("asr").removeHandler(handler)
+    handler.close()
+
+
 def train(
     config: str | Path,
     data_dir: str | Path,
@@ -147,46 +224,20 @@ def train(
       resume: Continue from the last complete checkpoint in ``out_dir``.
       overrides: Config keys that replace those in the file.
     """
-    raw = load_config(config)
-    raw.update(overrides or {})
-    cfg = parse_train_config(raw, str(resolve_config(config)))
-    spec = CRITERIA.get(cfg.criterion, str(config))
+    raw, cfg, spec = read_train_config(config, overrides)
     set_threads(cfg.threads)
     out_dir = Path(out_dir)
     handler = add_file_log(out_dir)
     try:
         t0 = time.perf_counter()
         lang = LangDir.load(lang_dir)
-        alignments = read_criterion_alignments(spec, ali_dir)
-        utts = load_utterances(data_dir, alignments)
-        train_utts, valid_utts = held_out_split(utts, cfg)
-        if cfg.speed_perturb:
-            from asr.training.data import add_speed_perturbed
-
-            train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg.speed_perturb])
-        log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
-        if int(os.environ.get("RANK", "0")) == 0:
-            # Recipes tune decoding weights on these held-out speakers.
-            atomic_write_text(out_dir / "valid_utts.txt", "".join(f"{u.utt_id}\n" for u in valid_utts))
-        criterion = spec.build(CriterionContext(cfg, lang, train_utts, utts, Path(graph_dir) if graph_dir else None))
-        init_state = None
-        if init_model_dir is not None:
-            init_state = initial_state(ModelDir.load(init_model_dir), lang)
-        trainer = Trainer(raw, criterion, train_utts, valid_utts, lang, out_dir, init_state)
-        check_schedule(cfg, trainer.total_steps)
-        if resume and not trainer.resume():
-            log.info("--resume: no checkpoint in %s, starting from scratch", trainer.ckpt_dir)
-        trainer.train()
-        if getattr(criterion, "oov_count", 0):
-            log.warning("%d OOV words in training transcripts were mapped to <UNK>", criterion.oov_count)
+        data = load_training_data(spec, cfg, data_dir, ali_dir)
+        write_valid_list(out_dir, data.valid_utts)
+        trainer = build_trainer(raw, cfg, spec, lang, data, out_dir, graph_dir, init_model_dir)
+        run_epochs(trainer, resume)
         if trainer.dist.is_main:
-            finish(trainer, spec, cfg, utts, alignments is not None, data_dir, graph_dir)
+            finish(trainer, spec, cfg, data.utts, data.aligned, data_dir, graph_dir)
             log.info("wrote model dir %s (training took %.1f s)", out_dir, time.perf_counter() - t0)
         return trainer
     finally:
-        import torch.distributed as dist
-
-        if dist.is_available() and dist.is_initialized():
-            dist.destroy_process_group()
-        logging.getLogger("asr").removeHandler(handler)
-        handler.close()
+        end_run(handler)
