@@ -27,14 +27,15 @@ from asr.training.trainer import Trainer, write_model_dir
 log = logging.getLogger("asr.training.run")
 
 def set_threads(threads: int | None) -> None:
-    """Sets torch's intra-op thread count when the config asks for one.
+    """Sets torch's intra-op thread count: the config's ``threads``, else the policy of :mod:`asr.threads`.
 
     The thread count is part of the arithmetic: reductions split across
     threads round differently, so only runs at the same count (on the same
     CPU model) give bit-identical weights.
     """
-    if threads is not None:
-        torch.set_num_threads(threads)
+    from asr.threads import local_processes, set_torch_threads
+
+    set_torch_threads(threads, nj=local_processes(), what="train")
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
