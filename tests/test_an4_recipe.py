@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from pathlib import Path
 
@@ -24,16 +25,15 @@ def test_an4_recipe_end_to_end(tmp_path):
     rows = [l.split("\t") for l in (work / "results.tsv").read_text().splitlines()]
     header, rows = rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
     assert header == ["system", "lm", "seed", "wer_decode_config", "wer_tuned_heldout", "wer_best_on_test"]
-    trees = {r["system"].split("_")[-1] for r in rows if "_tree" in r["system"]}
-    assert len(trees) == 1, trees  # the tree stage trains the one chosen tree (tree<N>)
+    # Default: per-speaker CMVN (names end in _spkcmvn) and one chosen tree (units tree<N>).
+    trees = {re.search(r"_(tree\d+)_", r["system"]).group(1) for r in rows if "_tree" in r["system"]}
+    assert len(trees) == 1, trees
     tree = trees.pop()
-    assert {(r["system"], r["lm"]) for r in rows} == {
-        (s, lm) for s in ("blstm_ce_mono", "blstm_mmi_mono", f"blstm_ce_{tree}", f"blstm_mmi_{tree}")
-        for lm in ("tg", "bg", "ug")}
-    mmi_tg = next(r for r in rows if r["system"] == "blstm_mmi_mono" and r["lm"] == "tg")
-    assert float(mmi_tg["wer_tuned_heldout"]) < 10.0, mmi_tg
-    tree_tg = next(r for r in rows if r["system"] == f"blstm_mmi_{tree}" and r["lm"] == "tg")
-    assert float(tree_tg["wer_tuned_heldout"]) < 10.0, tree_tg
+    systems = [f"blstm_{c}_{u}_spkcmvn" for c in ("ce", "mmi") for u in ("mono", tree)]
+    assert {(r["system"], r["lm"]) for r in rows} == {(s, lm) for s in systems for lm in ("tg", "bg", "ug")}
+    for system in ("blstm_mmi_mono_spkcmvn", f"blstm_mmi_{tree}_spkcmvn"):
+        tg = next(r for r in rows if r["system"] == system and r["lm"] == "tg")
+        assert float(tg["wer_tuned_heldout"]) < 10.0, tg
     # Alignment of the test set with the trained model.
     ali = work / "exp/blstm/ali_test"
     assert (ali / "ali.scp").is_file() and (ali / "word.ctm").stat().st_size > 0

@@ -17,11 +17,11 @@ nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
 systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), lfmmi (stage 8, opt-in)
-tree_width=3      # tree context: 3 = triphone, 2 = left biphone (chosen on held-out speakers: RESULTS.md)
-tree_leaves=500   # the tree's --max-leaves
+tree_width=2      # tree context: 2 = left biphone, 3 = triphone (chosen on held-out speakers: RESULTS.md)
+tree_leaves=200   # the tree's --max-leaves (chosen on held-out speakers)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
-cmvn=per-utterance  # per-utterance or per-speaker (systems then end in _spkcmvn); held-out and test speakers use their own statistics
+cmvn=per-speaker  # per-speaker (systems then end in _spkcmvn; chosen on held-out speakers, RESULTS.md) or per-utterance; held-out and test speakers use their own statistics
 workdir="$here"
 usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree lfmmi'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
