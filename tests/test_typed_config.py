@@ -184,12 +184,12 @@ def test_train_help_lists_every_registered_criterion() -> None:
 def test_criterion_registry_declares_needs() -> None:
     from asr.training.registry import CRITERIA
 
-    assert CRITERIA.names() == ["flat-start", "ce", "lfmmi", "mmi"]
+    assert CRITERIA.names() == ["flat-start", "ce", "lfmmi", "mmi", "smbr"]
     lf = CRITERIA.get("lfmmi", "t")
     assert (lf.alignments, lf.writes_priors, lf.decode_acoustic_scale, lf.decode_use_priors) == (
         "optional", False, 1.0, False)
     assert CRITERIA.get("ce", "t").alignments == "required" and CRITERIA.get("ce", "t").writes_priors
-    with pytest.raises(ConfigError, match="unknown criterion 'xent', expected one of flat-start, ce, lfmmi, mmi"):
+    with pytest.raises(ConfigError, match="unknown criterion 'xent', expected one of flat-start, ce, lfmmi, mmi, smbr"):
         CRITERIA.get("xent", "t.yaml")
 
 

@@ -2,7 +2,8 @@
 
 A training YAML is flat: the keys of :class:`TrainConfig` (every criterion)
 plus the keys of its criterion's options class (:class:`FlatStartOptions`,
-:class:`CrossEntropyOptions`, :class:`LfMmiOptions`, :class:`MmiOptions`;
+:class:`CrossEntropyOptions`, :class:`LfMmiOptions`, :class:`MmiOptions`,
+:class:`SmbrOptions`;
 the criterion registry, :mod:`asr.training.registry`, says which).
 :func:`asr.training.registry.parse_train_config` checks a mapping against both: an unknown or
 misspelled key, a wrong type or a bad range is a one-line ConfigError naming
@@ -168,6 +169,19 @@ class MmiOptions(SequenceOptions):
     den: Literal["phone", "hlg"] = option("phone", "denominator: H o phone LM, or the word-level HLG of --graph-dir")
     boost: float = option(0.0, "frame-level boosted-MMI margin (0: plain MMI)")
     acoustic_scale: float = option(1.0, "scale of the acoustic scores before both graphs")
+
+
+@dataclass
+class SmbrOptions(SequenceOptions):
+    """``criterion: smbr``: state-level minimum Bayes risk fine-tuning on alignments (asr/training/smbr.py)."""
+
+    acoustic_scale: float = option(1.0, "scale of the acoustic scores in the denominator lattice")
+    accuracy: Literal["auto", "phone", "pdf"] = option(
+        "auto", "frame accuracy: same phone as the alignment, or same pdf (auto: phone, pdf for a lang with a tree)")
+
+    def check(self, where: str, prefix: str = "") -> None:
+        super().check(where, prefix)
+        check_range(where, "acoustic_scale", self.acoustic_scale > 0, "a number > 0", self.acoustic_scale)
 
 
 def field_names(cls: type) -> list[str]:

@@ -36,6 +36,7 @@ from asr.training.config import (
     FlatStartOptions,
     LfMmiOptions,
     MmiOptions,
+    SmbrOptions,
     TrainConfig,
     field_names,
 )
@@ -107,6 +108,9 @@ register_criterion(Criterion(
 register_criterion(Criterion(
     "mmi", "MMI fine-tuning on alignments (phone-LM or HLG denominator)", MmiOptions,
     "required", True, True, "asr.training.lfmmi:build_mmi"))
+register_criterion(Criterion(
+    "smbr", "lattice-free sMBR fine-tuning on alignments (expected frame accuracy over the MMI denominator)",
+    SmbrOptions, "required", True, True, "asr.training.smbr:build_smbr"))
 
 
 def criteria_help() -> str:
