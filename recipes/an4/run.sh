@@ -16,18 +16,19 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
-systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), lfmmi (stage 8, opt-in)
+systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in)
 tree_width=2      # tree context: 2 = left biphone, 3 = triphone (chosen on held-out speakers: RESULTS.md)
 tree_leaves=200   # the tree's --max-leaves (chosen on held-out speakers)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 cmvn=per-speaker  # per-speaker (systems then end in _spkcmvn; chosen on held-out speakers, RESULTS.md) or per-utterance; held-out and test speakers use their own statistics
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree lfmmi'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree smbr lfmmi'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model, and
           (system tree) a decision tree from the CE model's alignments, a CE pass
-          on its tied pdfs, realignment and MMI,
+          on its tied pdfs, realignment and MMI, (system smbr, opt-in) sMBR
+          fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
           validation-tuned weight) and results.tsv, 10 test-set alignment.
   --systems picks the systems beside CE (default 'ce mmi tree'; flat-start LF-MMI is
@@ -97,6 +98,13 @@ train_seed() {
     $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi$(sfx $s) \
       --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s
   fi
+  if has smbr && in_stages 7; then
+    ce=exp/$model$(sfx $s)
+    log 7 "sMBR fine-tuning of $ce on its own alignments (expected frame accuracy over H o phone bigram)"
+    [ -f $ce/ali/ali.scp ] || $asr align --model-dir $ce data/train $ce/ali
+    $asr train --config "$conf/smbr.yaml" --data data/train --lang data/lang --out exp/${model}_smbr$(sfx $s) \
+      --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s
+  fi
   if has tree && in_stages 7; then
     ce=exp/$model$(sfx $s)
     local v=tree$tree_leaves$(sfx $s) tree_conf=()
@@ -142,6 +150,7 @@ systems() {
     v=tree$tree_leaves$(sfx $s)
     echo "${model}_ce_mono$adapt:$s:exp/$model$(sfx $s)"
     if has mmi; then echo "${model}_mmi_mono$adapt:$s:exp/${model}_mmi$(sfx $s)"; fi
+    if has smbr; then echo "${model}_smbr_mono$adapt:$s:exp/${model}_smbr$(sfx $s)"; fi
     if has tree; then
       echo "${model}_ce_tree$tree_leaves$adapt:$s:exp/${model}_ce_$v"
       echo "${model}_mmi_tree$tree_leaves$adapt:$s:exp/${model}_mmi_$v"
