@@ -23,8 +23,9 @@ def peak_rss_mb() -> float:
 def job_train(p: dict) -> dict:
     """Times ``p['batches']`` training steps after ``p['warmup']`` warm-up steps.
 
-    Params: config (dict, a training config), data_dir, lang_dir, ali_dir
-    (None for LF-MMI from transcripts), threads (None = torch default).
+    Params: config (dict, a training config: ce, lfmmi, mmi or smbr; sequence
+    criteria without priors), data_dir, lang_dir, ali_dir (None for LF-MMI
+    from transcripts), threads (None = torch default).
     """
     import torch
 
@@ -48,6 +49,10 @@ def job_train(p: dict) -> dict:
     train_utts, _ = split_validation(utts, float(cfg.get("valid_fraction", 0.1)), int(cfg.get("seed", 0)))
     if cfg["criterion"] == "ce":
         criterion = CrossEntropyCriterion(float(cfg.get("label_smoothing", 0.0)))
+    elif cfg["criterion"] == "smbr":
+        from asr.training.smbr import make_smbr_criterion
+
+        criterion = make_smbr_criterion(cfg, lang, train_utts)
     else:
         from asr.training.lfmmi import make_sequence_criterion
 
