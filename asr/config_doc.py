@@ -205,6 +205,11 @@ def render() -> str:
     lines += section("Alignment (`asr align --config`, asr/conf/align.yaml)",
                      "Forced alignment; a training config's `align_after` uses its own `max_frames` and "
                      "`output_beam`.", AlignConfig)
+    from asr.adapt.config import IvectorConfig
+
+    lines += section("i-vectors (`asr train-ivector --config`, asr/conf/ivector.yaml)",
+                     "Feature transform, UBM, extractor and online extraction (docs/IVECTORS.md); the extractor "
+                     "dir keeps the config it was trained with.", IvectorConfig)
     lines += tree_section()
     return "\n".join(lines).rstrip("\n") + "\n"
 

@@ -38,6 +38,10 @@ def validate_file(path: Path) -> object:
         return parse_config(AlignConfig, cfg, where)
     if path.name == "tree.yaml":
         return tree_config(cfg, where)
+    if path.name == "ivector.yaml":
+        from asr.adapt.config import IvectorConfig
+
+        return parse_config(IvectorConfig, cfg, where)
     raise AssertionError(f"{path}: no config kind known for this file")
 
 
