@@ -7,6 +7,7 @@ Layout::
     priors.pt    log state priors (when trained on alignments)
     lang/        copy of the lang dir (words.txt, phones.txt, H.pt, L.pt, ...)
     graph/       HLG.pt of the decoding graph (optional, copied in by training)
+    ivector/     the i-vector extractor, for a network with i-vector inputs (asr.adapt)
 
 Loading never runs code: YAML through ``safe_load``, tensors through
 ``torch.load(weights_only=True)``.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -25,6 +27,9 @@ from asr.errors import AsrError, ConfigError, ModelDirError
 from asr.fileio import atomic_torch_save, safe_torch_load
 from asr.lang.lang_dir import LangDir
 from asr.models import AcousticModel, build_model
+
+if TYPE_CHECKING:
+    from asr.adapt.model import IvectorModel
 
 #: The acoustic scale a training criterion's outputs are meant to be decoded at, by
 #: criterion name (model.yaml's ``criterion``).  A criterion not listed makes a
@@ -69,6 +74,8 @@ class ModelDir:
     info: dict
     log_priors: torch.Tensor | None
     lang: LangDir
+    #: The i-vector extractor (``ivector/``) of a network with i-vector inputs, else None.
+    ivector: "IvectorModel | None" = None
 
     @property
     def feature_config(self) -> dict:
@@ -127,7 +134,12 @@ class ModelDir:
                 raise ModelDirError(str(e)) from None
             if log_priors.numel() != model.num_pdfs:
                 raise ModelDirError(f"{path / 'priors.pt'}: {log_priors.numel()} priors for {model.num_pdfs} pdfs")
-        return cls(path, model, info, log_priors, lang)
+        ivector = None
+        if model.ivector_dim:
+            from asr.adapt.data import load_model_extractor
+
+            ivector = load_model_extractor(path, info, model.ivector_dim)
+        return cls(path, model, info, log_priors, lang, ivector)
 
 
 def _as_tensor(obj, path: Path) -> torch.Tensor:

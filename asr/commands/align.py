@@ -21,6 +21,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="align in this lang dir instead of the model's, e.g. a monophone model into a lang with "
         "word-internal context-dependent phones (each unit is scored by its base phone)",
     )
+    p.add_argument("--ivector-dir", help="i-vectors of the data (asr extract-ivectors), for a model with "
+                   "i-vectors; default: online per utterance with the model's extractor")
     p.add_argument("--config", default="align.yaml", help="alignment options (default align.yaml, shipped in asr/conf)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
                    "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
@@ -35,5 +37,6 @@ def run(args: argparse.Namespace) -> int:
 
     set_torch_threads(args.threads, what="align")
     cfg = load_typed_config(args.config, AlignConfig)
-    align_data_dir(args.model_dir, args.data_dir, args.out_dir, cfg.max_frames, cfg.output_beam, args.lang)
+    align_data_dir(args.model_dir, args.data_dir, args.out_dir, cfg.max_frames, cfg.output_beam, args.lang,
+                   args.ivector_dir)
     return 0

@@ -75,7 +75,8 @@ def align_utterances(
     with torch.no_grad():
         for idx in tqdm(make_batches(utts, max_frames, shuffle=False, seed=0), desc="align", leave=False):
             batch = collate([utts[i] for i in idx])
-            log_probs, out_lengths = md.model(batch.feats.to(device), batch.lengths.to(device))
+            ivectors = batch.ivectors.to(device) if batch.ivectors is not None else None
+            log_probs, out_lengths = md.model(batch.feats.to(device), batch.lengths.to(device), ivectors)
             scores = scaled_log_likelihoods(log_probs.cpu(), priors, 1.0)
             if columns is not None:
                 scores = scores[..., columns]
@@ -175,16 +176,23 @@ def align_data_dir(
     max_frames: int,
     output_beam: float,
     lang_dir: str | Path | None = None,
+    ivector_dir: str | Path | None = None,
 ) -> dict[str, Alignment]:
     """``asr align``: aligns every utterance of a data dir and writes the outputs.
 
     ``lang_dir`` (default: the model's own) is the lang to align in; see
-    :func:`align_utterances`.
+    :func:`align_utterances`.  A model with i-vectors reads them from
+    ``ivector_dir`` (e.g. the training i-vectors), or computes them online
+    per utterance.
     """
     md = ModelDir.load(model_dir)
     dd = DataDir.load(data_dir)
     lang = LangDir.load(lang_dir) if lang_dir is not None else md.lang
     utts = load_utterances(dd.path)
+    if md.ivector is not None:
+        from asr.adapt.data import attach_model_ivectors
+
+        attach_model_ivectors(utts, md.ivector, dd.path, ivector_dir)
     alignments = align_utterances(md, utts, max_frames, output_beam, bool(md.info.get("use_priors")), lang)
     write_alignments(md, alignments, Path(out_dir), len(utts), lang)
     return alignments

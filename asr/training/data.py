@@ -6,6 +6,7 @@ import logging
 import random
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 
@@ -24,6 +25,8 @@ class Utterance:
     feats: torch.Tensor  # (T, F)
     words: list[str]
     alignment: torch.Tensor | None = None  # (T',) pdf ids from 1
+    ivectors: torch.Tensor | None = None  # (K, D) online i-vectors, one row per ivector_period frames
+    ivector_period: int = 0
 
 
 @dataclass
@@ -35,6 +38,7 @@ class Batch:
     lengths: torch.Tensor  # (N,)
     words: list[list[str]]
     alignments: list[torch.Tensor] | None
+    ivectors: torch.Tensor | None = None  # (N, T, D) per input frame, zero-padded (models with ivector_dim > 0)
 
     @property
     def num_frames(self) -> int:
@@ -91,11 +95,19 @@ def collate(utts: list[Utterance]) -> Batch:
     for i, u in enumerate(utts):
         feats[i, : len(u.feats)] = u.feats
     alis = [u.alignment for u in utts] if utts[0].alignment is not None else None
-    return Batch([u.utt_id for u in utts], feats, lengths, [u.words for u in utts], alis)
+    ivectors = None
+    if utts[0].ivectors is not None:
+        from asr.adapt.online import frame_ivectors
+
+        ivectors = torch.zeros(len(utts), feats.shape[1], utts[0].ivectors.shape[1])
+        for i, u in enumerate(utts):
+            ivectors[i, : len(u.feats)] = frame_ivectors(u.ivectors, u.ivector_period, len(u.feats))
+    return Batch([u.utt_id for u in utts], feats, lengths, [u.words for u in utts], alis, ivectors)
 
 
 def add_speed_perturbed(
-    utts: list[Utterance], data_dir: str | Path, factors: list[float]
+    utts: list[Utterance], data_dir: str | Path, factors: list[float],
+    ivectors: Callable[[str, str, torch.Tensor], torch.Tensor] | None = None,
 ) -> list[Utterance]:
     """Adds speed-perturbed copies of utterances (Kaldi's 3-way speed perturbation).
 
@@ -103,7 +115,9 @@ def add_speed_perturbed(
     features are recomputed from the perturbed audio with the data dir's
     feature config and per-utterance CMVN, and whose alignment (if any) is
     stretched to the new number of output frames, so the alignments follow
-    the perturbed lengths.
+    the perturbed lengths.  With ``ivectors`` (``(copy id, original id, raw
+    features) -> (K, D) rows``, e.g. :class:`asr.adapt.data.PerturbedIvectors`)
+    each copy gets the i-vectors of its own features.
     """
     from tqdm import tqdm
 
@@ -122,8 +136,8 @@ def add_speed_perturbed(
         for u in tqdm(utts, desc=f"speed {factor}", leave=False):
             path, start, end = dd.audio_source(u.utt_id)
             wave = speed_perturb(load_audio(path, rate, start, end), rate, factor)
-            feats = compute_utterance_features(wave, cfg)
-            feats = apply_cmvn(feats, cmvn_stats(feats), norm_vars)
+            raw = compute_utterance_features(wave, cfg)
+            feats = apply_cmvn(raw, cmvn_stats(raw), norm_vars)
             ali = None
             if u.alignment is not None:
                 # Output frames scale like input frames (same subsampling).
@@ -133,7 +147,9 @@ def add_speed_perturbed(
                 except ValueError:
                     skipped += 1  # too fast for its states to keep one frame each
                     continue
-            out.append(Utterance(f"sp{factor}-{u.utt_id}", u.speaker, feats, u.words, ali))
+            copy_id = f"sp{factor}-{u.utt_id}"
+            rows = ivectors(copy_id, u.utt_id, raw) if ivectors is not None else None
+            out.append(Utterance(copy_id, u.speaker, feats, u.words, ali, rows, u.ivector_period))
     log.info("speed perturbation %s: %d -> %d training utterances", factors, len(utts), len(out))
     if skipped:
         log.warning("speed perturbation: %d copies skipped, too short for their alignment", skipped)

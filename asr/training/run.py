@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from asr.adapt.data import IvectorDir, attach_training_ivectors, perturbed_ivectors, record_extractor
 from asr.config import load_config, resolve_config
 from asr.errors import ConfigError
 from asr.fileio import atomic_write_text
@@ -110,8 +111,8 @@ def held_out_split(utts: list, cfg: TrainConfig) -> tuple[list, list]:
 
 
 def finish(trainer: Trainer, spec: Criterion, cfg: TrainConfig, utts: list, aligned: bool,
-           data_dir: str | Path, graph_dir: str | Path | None) -> None:
-    """Writes the model dir (with priors when the criterion keeps them) and aligns if asked."""
+           data_dir: str | Path, graph_dir: str | Path | None, ivectors: IvectorDir | None = None) -> None:
+    """Writes the model dir (with priors when the criterion keeps them, and the i-vector extractor); aligns if asked."""
     priors = None
     # LF-MMI outputs are pseudo log-likelihoods: no priors (model.yaml use_priors: false).
     if aligned and spec.writes_priors and cfg.use_priors:
@@ -120,6 +121,8 @@ def finish(trainer: Trainer, spec: Criterion, cfg: TrainConfig, utts: list, alig
         trainer, trainer.final_state(), load_feature_config(data_dir), spec.name, priors,
         Path(graph_dir) if graph_dir else None,
     )
+    if ivectors is not None:
+        record_extractor(trainer.out_dir, ivectors)
     if cfg.align_after:
         align_training_data(trainer.out_dir, utts, cfg)
 
@@ -137,6 +140,7 @@ class TrainingData:
     train_utts: list
     valid_utts: list
     aligned: bool
+    ivectors: IvectorDir | None = None  # the training i-vectors, for a network that takes them
 
 
 def read_train_config(config: str | Path, overrides: dict | None) -> tuple[dict, TrainConfig, Criterion]:
@@ -147,18 +151,21 @@ def read_train_config(config: str | Path, overrides: dict | None) -> tuple[dict,
     return raw, cfg, CRITERIA.get(cfg.criterion, str(config))
 
 
-def load_training_data(spec: Criterion, cfg: TrainConfig, data_dir: str | Path,
-                       ali_dir: str | Path | None) -> TrainingData:
-    """Features (and alignments when the criterion takes them), the held-out split and speed perturbation."""
+def load_training_data(spec: Criterion, cfg: TrainConfig, data_dir: str | Path, ali_dir: str | Path | None,
+                       ivector_dir: str | Path | None = None, where: str = "train config") -> TrainingData:
+    """Features (and alignments when the criterion takes them, i-vectors when the model does), the held-out
+    split and speed perturbation (whose copies get i-vectors of their own)."""
     alignments = read_criterion_alignments(spec, ali_dir)
     utts = load_utterances(data_dir, alignments)
+    ivectors = attach_training_ivectors(utts, ivector_dir, int(cfg.model.get("ivector_dim", 0)), where)
     train_utts, valid_utts = held_out_split(utts, cfg)
     if cfg.speed_perturb:
         from asr.training.data import add_speed_perturbed
 
-        train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg.speed_perturb])
+        train_utts = add_speed_perturbed(train_utts, data_dir, [float(f) for f in cfg.speed_perturb],
+                                         perturbed_ivectors(ivectors) if ivectors else None)
     log.info("training on %d utterances, validating on %d", len(train_utts), len(valid_utts))
-    return TrainingData(utts, train_utts, valid_utts, alignments is not None)
+    return TrainingData(utts, train_utts, valid_utts, alignments is not None, ivectors)
 
 
 def write_valid_list(out_dir: Path, valid_utts: list) -> None:
@@ -211,6 +218,7 @@ def train(
     init_model_dir: str | Path | None = None,
     resume: bool = False,
     overrides: dict | None = None,
+    ivector_dir: str | Path | None = None,
 ) -> Trainer:
     """Trains a model and writes its model dir.
 
@@ -224,6 +232,8 @@ def train(
       init_model_dir: Start from this model's weights (e.g. a second CE pass).
       resume: Continue from the last complete checkpoint in ``out_dir``.
       overrides: Config keys that replace those in the file.
+      ivector_dir: Training i-vectors (``asr extract-ivectors``), for a
+        model with ``ivector_dim > 0``.
     """
     raw, cfg, spec = read_train_config(config, overrides)
     set_threads(cfg.threads)
@@ -232,12 +242,12 @@ def train(
     try:
         t0 = time.perf_counter()
         lang = LangDir.load(lang_dir)
-        data = load_training_data(spec, cfg, data_dir, ali_dir)
+        data = load_training_data(spec, cfg, data_dir, ali_dir, ivector_dir, str(resolve_config(config)))
         write_valid_list(out_dir, data.valid_utts)
         trainer = build_trainer(raw, cfg, spec, lang, data, out_dir, graph_dir, init_model_dir)
         run_epochs(trainer, resume)
         if trainer.dist.is_main:
-            finish(trainer, spec, cfg, data.utts, data.aligned, data_dir, graph_dir)
+            finish(trainer, spec, cfg, data.utts, data.aligned, data_dir, graph_dir, data.ivectors)
             log.info("wrote model dir %s (training took %.1f s)", out_dir, time.perf_counter() - t0)
         return trainer
     finally:

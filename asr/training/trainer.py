@@ -215,7 +215,8 @@ class Trainer:
     # -- loops -----------------------------------------------------------------
     def _forward(self, batch: Batch, model: torch.nn.Module):
         feats = batch.feats.to(self.device)
-        log_probs, out_lengths = model(feats, batch.lengths.to(self.device))
+        ivectors = batch.ivectors.to(self.device) if batch.ivectors is not None else None
+        log_probs, out_lengths = model(feats, batch.lengths.to(self.device), ivectors)
         return self.criterion(log_probs, out_lengths.cpu(), batch)
 
     def validation_metrics(self) -> MetricsTracker | None:
