@@ -1,15 +1,11 @@
-"""Shared fixtures of the decoding, transcription and yesno-recipe tests.
+"""Helpers of the decoding, transcription and yesno-recipe tests.
 
-The yesno recipe (``recipes/yesno/run.sh``) is run once per test session into
-a temporary work dir; the tests then use its trained model dir
+The fixtures ``yesno_run`` and ``yesno`` (``tests/conftest.py``) run the yesno
+recipe (``recipes/yesno/run.sh``) once per test session into a temporary work
+dir with :func:`run_yesno_recipe`; the tests then use its trained model dir
 (``exp/tdnn``), graph (``data/lang_ug``) and decode dir
 (``exp/tdnn/decode_test_ug``).  Tests must not change the recipe's outputs
 except where they check that a rerun reproduces them.
-
-Import the fixtures into a test module with
-``from decode_fixtures import yesno, yesno_run  # noqa: F401``.  A fixture
-imported into several modules is registered once per module, so the recipe
-run itself is cached here, at module level, to run only once per session.
 """
 
 from __future__ import annotations
@@ -19,8 +15,6 @@ import subprocess
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 RUN_SH = REPO / "recipes" / "yesno" / "run.sh"
@@ -92,24 +86,20 @@ def copy_decode_dir(src: Path, dest: Path) -> Path:
     return dest
 
 
-_RUN: RecipeRun | None = None
+def run_yesno_recipe(workdir: Path) -> RecipeRun:
+    """Runs the yesno recipe into ``workdir`` (the ``yesno_run`` fixture); any exit status."""
+    t0 = time.perf_counter()
+    proc = run_recipe(workdir)
+    return RecipeRun(workdir, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)
 
 
-@pytest.fixture(scope="session")
-def yesno_run(tmp_path_factory) -> RecipeRun:
-    """The yesno recipe, run once per session (whatever its exit status)."""
-    global _RUN
-    if _RUN is None:
-        workdir = tmp_path_factory.mktemp("yesno_recipe")
-        t0 = time.perf_counter()
-        proc = run_recipe(workdir)
-        _RUN = RecipeRun(workdir, proc.returncode, proc.stdout, proc.stderr, time.perf_counter() - t0)
-    return _RUN
+def __getattr__(name: str):
+    """``from decode_fixtures import yesno, yesno_run`` in a test module written before
+    the fixtures moved to conftest.py still imports (a placeholder, no fixture): the
+    test's ``yesno`` argument is conftest's fixture.  Drop such imports."""
+    if name in ("yesno", "yesno_run"):
+        return MOVED_TO_CONFTEST
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-@pytest.fixture(scope="session")
-def yesno(yesno_run) -> RecipeRun:
-    """The yesno recipe's outputs; fails the test if the recipe failed."""
-    if yesno_run.returncode != 0:
-        pytest.fail(f"yesno recipe failed (exit {yesno_run.returncode}):\n{yesno_run.stderr[-3000:]}")
-    return yesno_run
+MOVED_TO_CONFTEST = "fixture moved to tests/conftest.py"

@@ -17,9 +17,8 @@ import soundfile as sf
 
 from asr.data.audio import load_audio
 from asr.errors import AudioError
-from reliability_fixtures import (  # noqa: F401
-    AN4, FBANK, assert_cli_error, make_data_dir, run_cli, sphere_header, tiny, tone, write_sphere, write_wav,
-    yesno_wavs,
+from reliability_fixtures import (
+    AN4, FBANK, assert_cli_error, run_cli, sphere_header, tone, write_sphere, write_wav, yesno_wavs,
 )
 
 RATE = 8000  # the tiny yesno model's rate

@@ -12,9 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_fixtures import (  # noqa: F401
-    FBANK, assert_cli_error, make_data_dir, run_cli, tiny, yesno_wavs,
-)
+from reliability_fixtures import FBANK, assert_cli_error, make_data_dir, run_cli, yesno_wavs
 
 
 @pytest.fixture()

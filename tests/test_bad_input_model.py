@@ -15,8 +15,8 @@ import torch
 from asr.errors import AsrError, ModelDirError
 from asr.model_dir import ModelDir
 from asr.recognizer import Recognizer
-from reliability_fixtures import (  # noqa: F401
-    LEXICON, assert_cli_error, copy_model_dir, run_cli, tiny, write_malicious_pickle, yesno_wavs,
+from reliability_fixtures import (
+    LEXICON, assert_cli_error, copy_model_dir, run_cli, write_malicious_pickle, yesno_wavs,
 )
 
 

@@ -19,7 +19,7 @@ from asr.tree.build import build_tree
 from asr.tree.convert import alignment_leaves, convert_alignments, write_tree_lang
 from asr.tree.stats import accumulate_tree_stats
 from asr.tree.tree import Root, Tree
-from reliability_fixtures import assert_cli_error, run_cli, tiny  # noqa: F401
+from reliability_fixtures import assert_cli_error, run_cli
 from test_tree import cfg, lang, synthetic, write_synthetic  # noqa: F401
 
 
@@ -222,7 +222,7 @@ def test_tree_lang_errors(tmp_path, capsys, lang, tree_lang):  # noqa: F811
     assert_cli_error(rc, err, "convert-ali", "monophone")
 
 
-def test_train_align_and_decode_on_a_tree(tmp_path, capsys, tiny):  # noqa: F811
+def test_train_align_and_decode_on_a_tree(tmp_path, capsys, tiny):
     """yesno end to end on a tree: align, build-tree --lang-out, convert-ali, CE from the monophone model,
     align with the tree model, MMI, compile HCLG and decode."""
     ali, tree_dir, tlang = tmp_path / "ali", tmp_path / "tree", tmp_path / "lang_tree"

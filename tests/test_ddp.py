@@ -13,10 +13,9 @@ import torch
 from asr.fileio import safe_torch_load
 from asr.model_dir import ModelDir
 from asr.training.data import load_utterances
-from reliability_fixtures import tiny  # noqa: F401
 
 
-def test_torchrun_two_processes(tiny, tmp_path):  # noqa: F811
+def test_torchrun_two_processes(tiny, tmp_path):
     out = tmp_path / "ddp"
     # --standalone: the rendezvous takes a free port, so two suites on one machine don't collide.
     cmd = [

@@ -9,7 +9,7 @@ import k2
 import pytest
 import torch
 
-from decode_fixtures import HARD_UTT, copy_decode_dir, read_ctm, read_table, yesno, yesno_run  # noqa: F401
+from decode_fixtures import HARD_UTT, copy_decode_dir, read_ctm, read_table
 
 from asr.cli import main
 from asr.decoding.decode_dir import job_paths, sweep

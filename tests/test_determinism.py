@@ -16,7 +16,6 @@ import pytest
 import torch
 
 from asr.fileio import safe_torch_load
-from reliability_fixtures import tiny  # noqa: F401
 
 CE_TRAIN = """\
 criterion: ce

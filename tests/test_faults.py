@@ -29,9 +29,7 @@ import torch
 from asr.errors import AsrError
 from asr.faults import FAULT_ENV
 from asr.fileio import atomic_torch_save, atomic_write_text, safe_torch_load
-from reliability_fixtures import (  # noqa: F401
-    FBANK, REPO, assert_cli_error, make_data_dir, run_cli, tiny, yesno_wavs,
-)
+from reliability_fixtures import FBANK, REPO, assert_cli_error, make_data_dir, run_cli, yesno_wavs
 
 PY = sys.executable
 

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from asr.data.audio import load_audio
 from asr.errors import AsrError
-from reliability_fixtures import sphere_header, tiny, yesno_wavs  # noqa: F401
+from reliability_fixtures import sphere_header, yesno_wavs
 
 FUZZ = settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

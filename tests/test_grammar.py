@@ -23,7 +23,7 @@ from asr.lang.grammar import (
 from asr.lang.graph import build_graph_dir, compile_graph_dir
 
 from helpers_tiny import make_lang, word_ids_on_path
-from reliability_fixtures import tiny, yesno_wavs  # noqa: F401
+from reliability_fixtures import yesno_wavs
 
 # One-phone words; with conf/lang.yaml the pdfs are SIL=1, then 3 per phone in this order.
 LEXICON = "<SIL> SIL\nA PA\nB PB\nC PC\nGO PG\nSTOP PS\nTHE PT\nLEFT PL\nRIGHT PR\nONE PO\nTWO PW\n"

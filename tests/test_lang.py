@@ -86,9 +86,9 @@ def test_prepare_lang_disambig_files(tmp_path):
 # -- prepare_lang outputs ------------------------------------------------------
 
 
-def test_prepare_lang_tables(tmp_path):
-    lang = make_lang(tmp_path)
-    d = tmp_path / "lang"
+def test_prepare_lang_tables(tiny_lang):
+    lang = tiny_lang
+    d = lang.path
     phones = [l.split() for l in (d / "phones.txt").read_text().splitlines()]
     # <SIL> and the added <UNK> are both pronounced SIL: homophones, so #1 and #2.
     assert phones == [["<eps>", "0"], ["SIL", "1"], ["PA", "2"], ["PB", "3"], ["#0", "4"], ["#1", "5"], ["#2", "6"]]
@@ -124,8 +124,8 @@ def _h_phones(H: k2.Fsa, pdfs: list[int]) -> list[int] | None:
     return [int(p) for p in path.aux_labels.tolist() if p > 0]
 
 
-def test_h_kaldi_3state_topology(tmp_path):
-    lang = make_lang(tmp_path)
+def test_h_kaldi_3state_topology(tiny_lang):
+    lang = tiny_lang
     H = lang.load_graph("H")
     SIL, PA, PB = (lang.phones[p] for p in ("SIL", "PA", "PB"))
     # SIL_0=1; PA_0..2 = 2..4; PB_0..2 = 5..7
@@ -137,9 +137,9 @@ def test_h_kaldi_3state_topology(tmp_path):
     assert _h_phones(H, [2, 3, 4, 3]) is None
 
 
-def test_h_chain_topology(tmp_path):
-    lang = make_lang(tmp_path, config="lang_chain.yaml")
-    pdfs = (tmp_path / "lang/pdfs.txt").read_text().split()
+def test_h_chain_topology(tiny_chain_lang):
+    lang = tiny_chain_lang
+    pdfs = (lang.path / "pdfs.txt").read_text().split()
     assert pdfs == ["SIL_0", "1", "PA_0", "2", "PA_1", "3", "PB_0", "4", "PB_1", "5"]
     H = lang.load_graph("H")
     SIL, PA, PB = (lang.phones[p] for p in ("SIL", "PA", "PB"))
@@ -160,8 +160,8 @@ def _l_words(L: k2.Fsa, phone_ids: list[int]) -> tuple[list[int], float] | None:
 
 
 @pytest.mark.parametrize("name", ["L", "L_disambig"])
-def test_l_accepts_words_with_and_without_silence(tmp_path, name):
-    lang = make_lang(tmp_path)
+def test_l_accepts_words_with_and_without_silence(tiny_lang, name):
+    lang = tiny_lang
     L = lang.load_graph(name)
     SIL, PA, PB = (lang.phones[p] for p in ("SIL", "PA", "PB"))
     A, B = lang.words["A"], lang.words["B"]
@@ -182,8 +182,8 @@ def test_l_accepts_words_with_and_without_silence(tmp_path, name):
     assert nonzero == {round(math.log(0.5), 5)}
 
 
-def test_l_disambig_has_backoff_loop(tmp_path):
-    lang = make_lang(tmp_path)
+def test_l_disambig_has_backoff_loop(tiny_lang):
+    lang = tiny_lang
     L = lang.load_graph("L_disambig")
     loops = [(int(l), int(a)) for l, a in zip(L.labels, L.aux_labels) if l == lang.phones["#0"]]
     assert loops == [(lang.phones["#0"], lang.words["#0"])]
@@ -195,9 +195,8 @@ def test_l_disambig_has_backoff_loop(tmp_path):
 # -- fsa_io ------------------------------------------------------------------
 
 
-def test_fsa_io_round_trip_tensor_attrs(tmp_path):
-    lang = make_lang(tmp_path)
-    H = lang.load_graph("H")
+def test_fsa_io_round_trip_tensor_attrs(tmp_path, tiny_lang):
+    H = tiny_lang.load_graph("H")
     save_fsa(H, tmp_path / "H2.pt")
     H2 = load_fsa(tmp_path / "H2.pt")
     assert torch.equal(H.arcs.values(), H2.arcs.values())

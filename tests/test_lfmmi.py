@@ -10,7 +10,7 @@ from pathlib import Path
 import k2
 import pytest
 import torch
-from helpers_tiny import make_data_dir, make_lang, train_config
+from helpers_tiny import make_data_dir, train_config
 
 from asr.lang.fsa_io import arcs_to_fsa
 from asr.training.data import Batch, collate, load_utterances
@@ -25,12 +25,6 @@ from asr.training.lfmmi import (
 )
 
 BIG_BEAM = {"output_beam": 1e4, "den_output_beam": 1e4}
-
-
-@pytest.fixture(scope="module")
-def chain_lang(tmp_path_factory):
-    # Two one-phone words plus silence, chain topology: pdfs SIL_0, PA_0, PA_1, PB_0, PB_1.
-    return make_lang(tmp_path_factory.mktemp("lfmmi"), config="lang_chain.yaml")
 
 
 def brute_force_logsum(fsa: k2.Fsa, log_probs: torch.Tensor) -> torch.Tensor:
@@ -68,11 +62,11 @@ def tiny_setup(lang, leaky: float = 0.0, order: int = 2):
 
 
 @pytest.mark.parametrize("leaky", [0.0, 0.1])
-def test_loss_and_gradient_match_brute_force(chain_lang, leaky):
-    crit, num, den = tiny_setup(chain_lang, leaky)
+def test_loss_and_gradient_match_brute_force(tiny_chain_lang, leaky):
+    crit, num, den = tiny_setup(tiny_chain_lang, leaky)
     torch.manual_seed(0)
     T = 5
-    x = torch.randn(1, T, chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
+    x = torch.randn(1, T, tiny_chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
     out = crit.loss(x, torch.tensor([T]), num)
     x64 = x.detach().double()[0].requires_grad_(True)
     ref = -(brute_force_logsum(num, x64) - brute_force_logsum(den, x64))
@@ -92,73 +86,73 @@ def test_loss_and_gradient_match_brute_force(chain_lang, leaky):
         assert fd == pytest.approx(float(x.grad[0, t, s]), abs=2e-3)
 
 
-def test_loss_is_zero_when_numerator_is_denominator(chain_lang):
-    _, num, _ = tiny_setup(chain_lang)
+def test_loss_is_zero_when_numerator_is_denominator(tiny_chain_lang):
+    _, num, _ = tiny_setup(tiny_chain_lang)
     den = arcs_to_fsa(_arc_list(num))
-    crit = LfMmiCriterion(chain_lang, den, dict(BIG_BEAM))
-    x = torch.randn(2, 6, chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
-    nums = crit.compiler.compile([[chain_lang.words["A"]]] * 2)
+    crit = LfMmiCriterion(tiny_chain_lang, den, dict(BIG_BEAM))
+    x = torch.randn(2, 6, tiny_chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
+    nums = crit.compiler.compile([[tiny_chain_lang.words["A"]]] * 2)
     out = crit.loss(x, torch.tensor([6, 5]), nums)
     assert abs(float(out.loss.detach())) < 1e-4
     out.loss.backward()
     assert float(x.grad.abs().max()) < 1e-5
 
 
-def test_too_short_utterance_is_masked_and_counted(chain_lang):
-    crit, _, _ = tiny_setup(chain_lang)
+def test_too_short_utterance_is_masked_and_counted(tiny_chain_lang):
+    crit, _, _ = tiny_setup(tiny_chain_lang)
     # "A B A B" needs at least 6 frames (SIL optional): 3 frames is too short.
-    nums = crit.compiler.compile([[chain_lang.words["A"]], [chain_lang.words[w] for w in "ABAB"]])
-    x = torch.randn(2, 5, chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
+    nums = crit.compiler.compile([[tiny_chain_lang.words["A"]], [tiny_chain_lang.words[w] for w in "ABAB"]])
+    x = torch.randn(2, 5, tiny_chain_lang.num_pdfs).log_softmax(-1).requires_grad_(True)
     out = crit.loss(x, torch.tensor([5, 3]), nums)
     assert out.stats["unalignable"] == 1 and out.frames == 5
     out.loss.backward()
     assert torch.isfinite(x.grad).all() and float(x.grad[1].abs().sum()) == 0.0
 
 
-def test_phone_lm_is_normalised_and_accepts_everything(chain_lang):
+def test_phone_lm_is_normalised_and_accepts_everything(tiny_chain_lang):
     seqs = [["SIL", "PA", "PB", "SIL"], ["SIL", "PB", "SIL"], ["SIL", "PA", "PA", "SIL"]]
     for order, max_h in [(1, None), (2, None), (3, None), (3, 1)]:
-        P = phone_lm_fsa(chain_lang, seqs, order, max_h)
+        P = phone_lm_fsa(tiny_chain_lang, seqs, order, max_h)
         arcs = _arc_list(P)
         for s in {a[0] for a in arcs}:
             assert math.fsum(math.exp(a[3]) for a in arcs if a[0] == s) == pytest.approx(1.0, abs=1e-5)
             assert {a[2] for a in arcs if a[0] == s} == {1, 2, 3, -1}  # every phone, and the end
 
 
-def test_phones_from_alignments_reads_phone_starts(chain_lang):
+def test_phones_from_alignments_reads_phone_starts(tiny_chain_lang):
     # pdfs: SIL_0=1, PA_0=2, PA_1=3, PB_0=4, PB_1=5; PA PA back to back = 2 3 2.
     ali = torch.tensor([1, 1, 2, 3, 2, 4, 5, 5, 1])
-    assert phones_from_alignments(chain_lang, [ali]) == [["SIL", "PA", "PA", "PB", "SIL"]]
+    assert phones_from_alignments(tiny_chain_lang, [ali]) == [["SIL", "PA", "PA", "PB", "SIL"]]
 
 
-def test_regularisers_and_mmi(chain_lang):
-    crit, num, den = tiny_setup(chain_lang)
-    x = torch.randn(1, 5, chain_lang.num_pdfs).log_softmax(-1)
+def test_regularisers_and_mmi(tiny_chain_lang):
+    crit, num, den = tiny_setup(tiny_chain_lang)
+    x = torch.randn(1, 5, tiny_chain_lang.num_pdfs).log_softmax(-1)
     base = float(crit.loss(x, torch.tensor([5]), num).loss)
-    reg = LfMmiCriterion(chain_lang, den, dict(BIG_BEAM, ce_weight=0.5, l2_weight=0.1))
+    reg = LfMmiCriterion(tiny_chain_lang, den, dict(BIG_BEAM, ce_weight=0.5, l2_weight=0.1))
     got = float(reg.loss(x, torch.tensor([5]), num).loss)
     assert got > base + 0.5 * 0.1 * float((x**2).sum()) - 1e-3  # CE >= 0 on top of L2
     # MMI with a linear numerator: boosting raises the denominator, hence the loss.
     ali = torch.tensor([1, 2, 3, 1, 1])
     batch = Batch(["u"], torch.zeros(1, 5, 4), torch.tensor([5]), [["A"]], [ali])
-    plain = MmiCriterion(chain_lang, den, dict(BIG_BEAM))(x, torch.tensor([5]), batch)
-    boosted = MmiCriterion(chain_lang, den, dict(BIG_BEAM, boost=0.5))(x, torch.tensor([5]), batch)
+    plain = MmiCriterion(tiny_chain_lang, den, dict(BIG_BEAM))(x, torch.tensor([5]), batch)
+    boosted = MmiCriterion(tiny_chain_lang, den, dict(BIG_BEAM, boost=0.5))(x, torch.tensor([5]), batch)
     assert float(boosted.loss) > float(plain.loss)
     lin = k2.linear_fsa([ali.tolist()])
     assert plain.stats["num"] == pytest.approx(float(brute_force_logsum(lin, x[0].double())), abs=1e-4)
 
 
-def test_training_steps_lower_the_loss(chain_lang, tmp_path):
+def test_training_steps_lower_the_loss(tiny_chain_lang, tmp_path):
     from asr.models import build_model
     from asr.training.lfmmi import make_sequence_criterion
 
     data = make_data_dir(tmp_path / "data", num_speakers=2, utts_per_speaker=3)
     utts = load_utterances(data)
     cfg = {"den_order": 2, "leaky_hmm_coefficient": 0.01, "output_beam": 20.0}
-    crit = make_sequence_criterion("lfmmi", cfg, chain_lang, utts)
+    crit = make_sequence_criterion("lfmmi", cfg, tiny_chain_lang, utts)
     torch.manual_seed(0)
     model = build_model({"type": "tdnn", "hidden": 16, "context": [[-1, 0, 1], [-1, 0, 1]], "dropout": 0.0},
-                        utts[0].feats.shape[1], chain_lang.num_pdfs)
+                        utts[0].feats.shape[1], tiny_chain_lang.num_pdfs)
     opt = torch.optim.Adam(model.parameters(), lr=0.02)
     batch = collate(sorted(utts, key=lambda u: -len(u.feats)))
     losses = []
@@ -173,13 +167,13 @@ def test_training_steps_lower_the_loss(chain_lang, tmp_path):
     assert min(losses) > -1e-4  # the numerator carries the phone LM: num <= den
 
 
-def test_train_cli_lfmmi_writes_model_dir_without_priors(chain_lang, tmp_path):
+def test_train_cli_lfmmi_writes_model_dir_without_priors(tiny_chain_lang, tmp_path):
     from asr.config import load_config
     from asr.training.run import train
 
     data = make_data_dir(tmp_path / "data", num_speakers=2, utts_per_speaker=2)
     cfg = train_config(tmp_path / "lfmmi.yaml", criterion="lfmmi", epochs=1, den_order=2)
-    train(cfg, data, chain_lang.path, tmp_path / "exp")
+    train(cfg, data, tiny_chain_lang.path, tmp_path / "exp")
     info = load_config(tmp_path / "exp" / "model.yaml")
     assert info["criterion"] == "lfmmi" and info["use_priors"] is False
     assert not (tmp_path / "exp" / "priors.pt").exists()
@@ -205,15 +199,15 @@ def test_output_init_zero_gives_uniform_outputs_and_is_recorded():
         build_model(dict(cfg, output_init="ones"), 4, 5)
 
 
-def test_decoder_warns_about_a_hybrid_acoustic_scale_on_lfmmi_models(chain_lang, tmp_path, caplog):
+def test_decoder_warns_about_a_hybrid_acoustic_scale_on_lfmmi_models(tiny_chain_lang, tmp_path, caplog):
     from asr.decoding.decoder import Decoder
     from asr.decoding.search import SearchConfig
     from asr.lang.graph import build_graph_dir
     from asr.training.run import train
 
     data = make_data_dir(tmp_path / "data", num_speakers=2, utts_per_speaker=2)
-    build_graph_dir(chain_lang.path, tmp_path / "lang_ug", text_files=[data / "text"], order=1)
-    train(train_config(tmp_path / "lfmmi.yaml", criterion="lfmmi", epochs=1, den_order=2), data, chain_lang.path,
+    build_graph_dir(tiny_chain_lang.path, tmp_path / "lang_ug", text_files=[data / "text"], order=1)
+    train(train_config(tmp_path / "lfmmi.yaml", criterion="lfmmi", epochs=1, den_order=2), data, tiny_chain_lang.path,
           tmp_path / "exp", graph_dir=tmp_path / "lang_ug")
     for scale, warned in ((0.1, True), (1.0, False)):
         caplog.clear()

@@ -7,7 +7,6 @@ import torch
 from asr.cli import main
 from asr.training.align import read_alignments
 from asr.training.data import add_speed_perturbed, load_utterances
-from reliability_fixtures import tiny  # noqa: F401
 
 
 def runs(ali: torch.Tensor) -> list[int]:
@@ -15,7 +14,7 @@ def runs(ali: torch.Tensor) -> list[int]:
     return torch.unique_consecutive(ali).tolist()
 
 
-def test_speed_perturbed_copies_follow_lengths(tiny, tmp_path):  # noqa: F811
+def test_speed_perturbed_copies_follow_lengths(tiny, tmp_path):
     assert main(["align", "--model-dir", str(tiny.model_dir), str(tiny.data), str(tmp_path / "ali")]) == 0
     alignments = read_alignments(tmp_path / "ali")
     utts = load_utterances(tiny.data, alignments)

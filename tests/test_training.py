@@ -22,7 +22,7 @@ from asr.training.alignment import alignment_segments, forced_align
 from asr.training.graphs import NumeratorGraphCompiler
 from asr.training.run import train
 
-from helpers_tiny import make_data_dir, make_lang, one_hot_log_probs, synth_utterance, train_config
+from helpers_tiny import make_data_dir, one_hot_log_probs, synth_utterance, train_config
 
 SHORT_UTT = "s9_u00"  # 4 frames for three 3-state words: cannot be aligned
 
@@ -43,10 +43,10 @@ def asr_info_logging():
 
 
 @pytest.fixture(scope="module")
-def setup(asr_info_logging, tmp_path_factory):
+def setup(asr_info_logging, tmp_path_factory, tiny_lang):
     """A lang dir, a data dir (with one too-short utterance) and a flat-start model."""
     tmp = tmp_path_factory.mktemp("train")
-    lang = make_lang(tmp)
+    lang = tiny_lang
     rng = np.random.default_rng(1)
     data = make_data_dir(
         tmp / "data", None, num_speakers=3, utts_per_speaker=4, seed=0,
@@ -79,8 +79,8 @@ def test_flat_start_lowers_loss_and_writes_model_dir(setup):
     assert events and all(e.stat().st_size > 0 for e in events)
 
 
-def test_forced_align_hand_made_case(tmp_path):
-    lang = make_lang(tmp_path)
+def test_forced_align_hand_made_case(tiny_lang):
+    lang = tiny_lang
     compiler = NumeratorGraphCompiler(lang)
     A, B = lang.words["A"], lang.words["B"]
     SIL, PA, PB = (lang.phones[p] for p in ("SIL", "PA", "PB"))

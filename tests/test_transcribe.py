@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 import torch
 
-from decode_fixtures import ASR, HARD_UTT, REPO, read_ctm, read_table, yesno, yesno_run  # noqa: F401
+from decode_fixtures import ASR, HARD_UTT, REPO, read_ctm, read_table
 
 import asr
 from asr.cli import main

@@ -30,7 +30,7 @@ from asr.tree.stats import (
     stretch_to_input_rate,
 )
 from asr.tree.tree import Tree, TreeError
-from reliability_fixtures import assert_cli_error, run_cli, tiny  # noqa: F401
+from reliability_fixtures import assert_cli_error, run_cli
 
 LEXICON = "AB A B\nBA B A\nC C\nABC A B C\n"
 WORDS = ["AB", "BA", "C", "ABC"]
@@ -373,7 +373,7 @@ def test_cli_bad_inputs(tmp_path, capsys, synthetic, lang):
     assert not (out / "tree.yaml").exists()
 
 
-def test_build_from_a_trained_models_alignment(tmp_path, capsys, tiny):  # noqa: F811
+def test_build_from_a_trained_models_alignment(tmp_path, capsys, tiny):
     """End to end on an alignment by the tiny yesno model (3-state HMM, no subsampling)."""
     out, ali = tmp_path / "tree", tmp_path / "ali"
     rc, _, err = run_cli(capsys, "align", "--model-dir", tiny.model_dir, tiny.data, ali)

@@ -12,7 +12,7 @@ from asr.training.alignment import Alignment
 from asr.training.registry import parse_train_config
 from asr.training.data import Utterance, split_validation
 from asr.training.sanity import DURATIONS_FILE, check_phone_durations, check_schedule, check_validation_split
-from helpers_tiny import make_data_dir, make_lang, train_config
+from helpers_tiny import make_data_dir, train_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -68,8 +68,8 @@ def alignment(lang, phones: list[tuple[str, int]]) -> Alignment:
     return Alignment(torch.ones(t, dtype=torch.int64), starts, [], 0.0)
 
 
-def test_phones_stuck_at_their_minimum_duration_are_warned_and_summarised(tmp_path: Path, caplog) -> None:
-    lang = make_lang(tmp_path)  # 3-state phones, 1-state silence
+def test_phones_stuck_at_their_minimum_duration_are_warned_and_summarised(tmp_path: Path, caplog, tiny_lang) -> None:
+    lang = tiny_lang  # 3-state phones, 1-state silence
     alis = {
         "u1": alignment(lang, [("SIL", 4), ("PA", 3), ("SIL", 2), ("PB", 9)]),
         "u2": alignment(lang, [("SIL", 5), ("PA", 3), ("PB", 3), ("SIL", 1)]),
@@ -83,10 +83,10 @@ def test_phones_stuck_at_their_minimum_duration_are_warned_and_summarised(tmp_pa
     assert check_phone_durations({"u3": alis["u3"]}, lang, tmp_path) == []
 
 
-def test_training_logs_the_warnings_and_writes_the_duration_summary(tmp_path: Path) -> None:
+def test_training_logs_the_warnings_and_writes_the_duration_summary(tmp_path: Path, tiny_lang) -> None:
     from asr.training.run import train
 
-    lang = make_lang(tmp_path)
+    lang = tiny_lang
     data = make_data_dir(tmp_path / "data", num_speakers=2, utts_per_speaker=2)
     cfg = train_config(tmp_path / "flat.yaml", epochs=1, valid_fraction=0.1, prior_scale=1.0,
                        prior_warmup_steps=1000, scheduler={"name": "constant", "warmup_steps": 1000},

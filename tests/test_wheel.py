@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability_fixtures import REPO, Tiny, tiny, yesno_wavs  # noqa: F401
+from reliability_fixtures import REPO, Tiny, yesno_wavs
 
 #: What the wheel is built from: setuptools reads only these (packages.find
 #: over asr*, package-data, readme). Building from a copy keeps setuptools'
@@ -130,7 +130,7 @@ def test_prepare_lang_with_the_packaged_default_config(wheel_env) -> None:
     assert (work / "lang" / "L.pt").is_file() and (work / "lang" / "H.pt").is_file()
 
 
-def test_transcribe_with_a_model_dir_from_the_suite(wheel_env, tiny: Tiny) -> None:  # noqa: F811
+def test_transcribe_with_a_model_dir_from_the_suite(wheel_env, tiny: Tiny) -> None:
     bin_dir, work = wheel_env
     wav = yesno_wavs(1)[0]
     out = _run([bin_dir / "asr", "transcribe", "--model-dir", tiny.model_dir, wav], cwd=work).stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import shutil
 
-from decode_fixtures import HARD_UTT, YESNO_CORPUS, read_table, run_recipe, yesno, yesno_run  # noqa: F401
+from decode_fixtures import HARD_UTT, YESNO_CORPUS, read_table, run_recipe
 
 from asr.cli import main
 
