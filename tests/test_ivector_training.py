@@ -48,9 +48,11 @@ def test_ivector_dir_matches_kaldi_layout(setup) -> None:
 
 def test_train_with_ivectors_writes_the_extractor_and_aligns(setup, tmp_path: Path) -> None:
     tmp, lang, data = setup
-    cfg = train_config(tmp_path / "flat.yaml", "flat-start", epochs=2, model=model_config(ivector_dim=DIM))
+    # a config without ivector_dim: --ivector-dir gives the network their dimension
+    cfg = train_config(tmp_path / "flat.yaml", "flat-start", epochs=2, model=model_config())
     train(cfg, data, lang.path, tmp_path / "m", ivector_dir=tmp / "iv")
     info = load_config(tmp_path / "m" / "model.yaml")
+    assert info["model"]["ivector_dim"] == DIM
     assert info["ivector"]["dim"] == DIM and info["ivector"]["source"] == str((tmp / "ext").resolve())
     md = ModelDir.load(tmp_path / "m")
     assert md.ivector is not None and md.ivector.period == 5  # the model dir's own copy
@@ -67,8 +69,7 @@ def test_mismatched_ivector_settings_are_one_line_errors(setup, tmp_path: Path) 
     wrong = train_config(tmp_path / "wrong.yaml", "flat-start", epochs=1, model=model_config(ivector_dim=DIM + 1))
     with pytest.raises(ConfigError, match=r"wrong.yaml: 'model.ivector_dim' is 4 but .* holds i-vectors of dim 3"):
         train(wrong, data, lang.path, tmp_path / "w", ivector_dir=tmp / "iv")
-    plain = train_config(tmp_path / "plain.yaml", "flat-start", epochs=1, model=model_config())
-    with pytest.raises(ConfigError, match=r"plain.yaml: --ivector-dir .* given, but 'model.ivector_dim' is 0"):
-        train(plain, data, lang.path, tmp_path / "p", ivector_dir=tmp / "iv")
+    with pytest.raises(ConfigError, match=r"wrong.yaml: 'model.ivector_dim' is 4: pass the training i-vectors"):
+        train(wrong, data, lang.path, tmp_path / "w")
     with pytest.raises(DataDirError, match=r"ivector_online.scp: no such file"):
         IvectorDir.load(tmp_path)

@@ -282,6 +282,27 @@ def attach_training_ivectors(utts: list, ivector_dir: PathLike | None, model_ive
     return ivd
 
 
+def model_with_ivectors(model: dict[str, Any], ivector_dir: PathLike, where: str) -> dict[str, Any]:
+    """The ``model`` section of a training config for the i-vectors of ``ivector_dir`` (``asr train --ivector-dir``).
+
+    ``model.ivector_dim`` left at 0 (or out) takes the i-vectors' dimension,
+    so one config serves a system with and without i-vectors; the value is
+    recorded in model.yaml.
+
+    Raises:
+      ConfigError: when ``model.ivector_dim`` is set to another dimension (one line naming ``where``).
+      DataDirError: for a bad i-vector dir.
+    """
+    dim = IvectorDir.load(ivector_dir).dim
+    given = int(model.get("ivector_dim", 0) or 0) if isinstance(model, dict) else 0
+    if given and given != dim:
+        raise ConfigError(f"{where}: 'model.ivector_dim' is {given} but {Path(ivector_dir) / INFO} holds "
+                          f"i-vectors of dim {dim}")
+    if not given:
+        log.info("model.ivector_dim %d, from the i-vectors of %s", dim, ivector_dir)
+    return {**model, "ivector_dim": dim} if isinstance(model, dict) else model
+
+
 def perturbed_ivectors(ivd: IvectorDir) -> PerturbedIvectors:
     """Online i-vectors for speed-perturbed copies, with the extractor ``ivd`` was extracted with."""
     source = ivd.info.get("extractor")

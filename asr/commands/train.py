@@ -21,8 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ali-dir", help="alignments (asr align output), for criteria 'ce' and 'mmi' (optional for 'lfmmi')")
     p.add_argument("--graph-dir", help="data/lang_<lm> dir whose HLG.pt is copied into the model dir")
     p.add_argument("--init-model-dir", help="start from this model's weights")
-    p.add_argument("--ivector-dir", help="training i-vectors (asr extract-ivectors), for a model with "
-                   "model.ivector_dim > 0; the model dir keeps a copy of their extractor")
+    p.add_argument("--ivector-dir", help="training i-vectors (asr extract-ivectors): the model takes them as input "
+                   "(a config's model.ivector_dim 0 becomes their dimension); the model dir keeps a copy of their "
+                   "extractor")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint in --out")
     p.add_argument("--device", help="cpu or cuda (overrides the config)")
     p.add_argument("--epochs", type=int, help="number of epochs (overrides the config)")

@@ -11,7 +11,9 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from asr.adapt.data import IvectorDir, attach_training_ivectors, perturbed_ivectors, record_extractor
+from asr.adapt.data import (
+    IvectorDir, attach_training_ivectors, model_with_ivectors, perturbed_ivectors, record_extractor,
+)
 from asr.config import load_config, resolve_config
 from asr.errors import ConfigError
 from asr.fileio import atomic_write_text
@@ -232,10 +234,13 @@ def train(
       init_model_dir: Start from this model's weights (e.g. a second CE pass).
       resume: Continue from the last complete checkpoint in ``out_dir``.
       overrides: Config keys that replace those in the file.
-      ivector_dir: Training i-vectors (``asr extract-ivectors``), for a
-        model with ``ivector_dim > 0``.
+      ivector_dir: Training i-vectors (``asr extract-ivectors``): the model
+        takes them as input (``model.ivector_dim`` 0 becomes their dimension).
     """
     raw, cfg, spec = read_train_config(config, overrides)
+    if ivector_dir is not None:
+        raw["model"] = model_with_ivectors(raw.get("model"), ivector_dir, str(resolve_config(config)))
+        cfg = parse_train_config(raw, str(resolve_config(config)))
     set_threads(cfg.threads)
     out_dir = Path(out_dir)
     handler = add_file_log(out_dir)
