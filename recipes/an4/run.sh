@@ -16,14 +16,14 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
-systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in)
+systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in), ivector (CE passes and MMI with i-vectors, opt-in)
 tree_width=2      # tree context: 2 = left biphone, 3 = triphone (chosen on held-out speakers: RESULTS.md)
 tree_leaves=200   # the tree's --max-leaves (chosen on held-out speakers)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 cmvn=per-speaker  # per-speaker (systems then end in _spkcmvn; chosen on held-out speakers, RESULTS.md) or per-utterance; held-out and test speakers use their own statistics
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree smbr lfmmi'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree smbr lfmmi ivector'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model, and
           (system tree) a decision tree from the CE model's alignments, a CE pass
@@ -31,8 +31,8 @@ usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--s
           fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
           validation-tuned weight) and results.tsv, 10 test-set alignment.
-  --systems picks the systems beside CE (default 'ce mmi tree'; flat-start LF-MMI is
-  opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
+  --systems picks the systems beside CE (default 'ce mmi tree'; flat-start LF-MMI and
+  ivector, the CE passes and MMI with i-vectors after stage 8's training, are opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
   seed S's exp/<name>_seedS. The held-out speakers are the same for every seed;
   up to --nj seeds train at once (logs in exp/log/train_seedS.log)."
 . "$root/tools/recipe_setup.sh"
@@ -140,6 +140,43 @@ if [ $stage -le 8 ] && [ $stop_stage -ge 5 ]; then
     wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
   done
 fi
+# System ivector (opt-in, docs/IVECTORS.md): the CE passes and MMI again, each network also taking an
+# online i-vector (training: pseudo-speakers of at most 2 utterances; decoding: cumulative over the
+# utterance, computed by asr decode as by asr transcribe). Models exp/<name>_ivector.
+iv_pass_dir() { if [ "$1" -eq "$passes" ]; then echo exp/${model}_ivector$(sfx $2); else echo exp/${model}_pass$1_ivector$(sfx $2); fi; }
+train_ivector_seed() {
+  local s=$1 p prev ce iv=exp/ivector/ivectors_train
+  $asr train --config "$conf/$model.yaml" --data data/train --lang data/lang --out "$(iv_pass_dir 1 $s)" \
+    --ali-dir exp/flat/ali --graph-dir data/lang_tg --seed $s --ivector-dir $iv
+  for p in $(seq 2 $passes); do
+    prev="$(iv_pass_dir $((p - 1)) $s)"
+    $asr align --model-dir "$prev" data/train "$prev/ali" --ivector-dir $iv
+    $asr train --config "$conf/${model}_pass2.yaml" --data data/train --lang data/lang --out "$(iv_pass_dir $p $s)" \
+      --ali-dir "$prev/ali" --init-model-dir "$prev" --graph-dir data/lang_tg --seed $s --ivector-dir $iv
+  done
+  if has mmi; then
+    ce="$(iv_pass_dir $passes $s)"
+    $asr align --model-dir $ce data/train $ce/ali --ivector-dir $iv
+    $asr train --config "$conf/mmi.yaml" --data data/train --lang data/lang --out exp/${model}_mmi_ivector$(sfx $s) \
+      --ali-dir $ce/ali --init-model-dir $ce --graph-dir data/lang_tg --seed $s --ivector-dir $iv
+  fi
+}
+if has ivector && [ $stage -le 8 ] && [ $stop_stage -ge 7 ]; then
+  first_seed="${seed_list%% *}"
+  log 7 "i-vector extractor (UBM + T) on the training speakers, held-out ones left out; training i-vectors"
+  $asr train-ivector data/train exp/ivector --exclude-utts exp/$model$(sfx $first_seed)/valid_utts.txt
+  $asr extract-ivectors --extractor-dir exp/ivector data/train exp/ivector/ivectors_train
+  pids=() logs=()
+  for s in $seed_list; do
+    while [ "$(jobs -rp | wc -l)" -ge "$nj" ]; do sleep 5; done
+    log 7 "seed $s: systems with i-vectors, log in exp/log/train_ivector_seed$s.log"
+    ( set -e; train_ivector_seed $s ) > exp/log/train_ivector_seed$s.log 2>&1 &
+    pids+=($!) logs+=(exp/log/train_ivector_seed$s.log)
+  done
+  for i in "${!pids[@]}"; do
+    wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
+  done
+fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
 # results.tsv system names: <model>_<criterion>_<units>[_<adapt>]
 adapt=""; [ "$cmvn" = per-speaker ] && adapt=_spkcmvn
@@ -156,6 +193,10 @@ systems() {
       echo "${model}_mmi_tree$tree_leaves$adapt:$s:exp/${model}_mmi_$v"
     fi
     if has lfmmi; then echo "tdnn_lfmmi_mono$adapt:$s:exp/lfmmi$(sfx $s)"; fi
+    if has ivector; then
+      echo "${model}_ce_mono_ivector$adapt:$s:exp/${model}_ivector$(sfx $s)"
+      if has mmi; then echo "${model}_mmi_mono_ivector$adapt:$s:exp/${model}_mmi_ivector$(sfx $s)"; fi
+    fi
   done
 }
 # The lang dir a model dir's graphs are built from: data/lang, or its tree's lang.
