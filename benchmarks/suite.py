@@ -111,17 +111,71 @@ def _load_waves(ctx: Context, sample_rate: int) -> dict:
 # -- 1. decode -------------------------------------------------------------------
 
 
+#: The timed parts of one decode run (seconds), in the order of the table.
+DECODE_PARTS = ("model_load", "graph_load", "features", "forward", "search", "total", "rtf")
+
+
+def _decode_utterances(decoder, waves: dict, utts: list[str], fcfg: dict, scfg) -> tuple[dict, dict]:
+    """Decodes the test set one utterance at a time: (hypotheses, seconds of features/forward/search)."""
+    import torch
+
+    from asr.decoding.search import read_paths, rescore_best_paths, search
+    from asr.features.cmvn import apply_cmvn, cmvn_stats
+    from asr.features.extract import compute_utterance_features
+
+    norm_vars = bool(fcfg.get("norm_vars", False))
+    t_feat = t_fwd = t_search = 0.0
+    hyp = {}
+    for u in utts:
+        a = time.perf_counter()
+        feats = compute_utterance_features(waves[u], fcfg)
+        feats = apply_cmvn(feats, cmvn_stats(feats), norm_vars)
+        b = time.perf_counter()
+        _, am, out_lengths = decoder.acoustic_scores(feats.unsqueeze(0), torch.tensor([len(feats)]))
+        c = time.perf_counter()
+        lattice = search(decoder.HLG, am, out_lengths, scfg)
+        best = rescore_best_paths(lattice, 1.0, scfg.word_penalty, scfg.acoustic_scale)
+        path = read_paths(best, out_lengths.tolist())[0]
+        d = time.perf_counter()
+        t_feat += b - a
+        t_fwd += c - b
+        t_search += d - c
+        hyp[u] = [decoder.words.get(w) for w in path.word_ids]
+    return hyp, {"features": t_feat, "forward": t_fwd, "search": t_search}
+
+
+def _decode_once(ctx: Context, cfg: dict, scfg, hlg_path: Path, ref: dict, runs: dict[str, list[float]]):
+    """One timed decode of the test set: appends each part's seconds to ``runs``; the score against ``ref``."""
+    from asr.decoding.decoder import Decoder
+    from asr.lang.fsa_io import load_fsa
+    from asr.model_dir import ModelDir
+    from asr.scoring.wer import score
+
+    _, utts, audio_secs = ctx.test_set()
+    t0 = time.perf_counter()
+    md = ModelDir.load(ctx.model_dir)
+    t1 = time.perf_counter()
+    decoder = Decoder(md, load_fsa(hlg_path), scfg, bool(cfg.get("use_priors", True)),
+                      float(cfg.get("prior_scale", 1.0)))
+    t2 = time.perf_counter()
+    runs["model_load"].append(t1 - t0)
+    runs["graph_load"].append(t2 - t1)
+    fcfg = md.feature_config
+    waves = _load_waves(ctx, int(fcfg["sample_rate"]))  # file reading is not timed
+    hyp, parts = _decode_utterances(decoder, waves, utts, fcfg, scfg)
+    total = parts["features"] + parts["forward"] + parts["search"]
+    for k, v in (*parts.items(), ("total", total), ("rtf", total / audio_secs)):
+        runs[k].append(v)
+    return score(ref, hyp)
+
+
 def section_decode(ctx: Context) -> dict:
+    """Decoding time per part (model/graph load, features, forward, search) and RTF, at 1 and all threads."""
     import torch
 
     from asr.data.datadir import read_text
-    from asr.decoding.decoder import Decoder
-    from asr.decoding.search import SearchConfig, read_paths, rescore_best_paths, search
-    from asr.features.cmvn import apply_cmvn, cmvn_stats
-    from asr.features.extract import compute_utterance_features
-    from asr.lang.fsa_io import load_fsa
-    from asr.model_dir import ModelDir
-    from asr.scoring.wer import format_wer, score
+    from asr.decoding.search import SearchConfig
+    from asr.scoring.wer import format_wer
 
     dd, utts, audio_secs = ctx.test_set()
     cfg = ctx.decode_config()
@@ -133,42 +187,10 @@ def section_decode(ctx: Context) -> dict:
     try:
         for threads in _threads_settings(ctx):
             torch.set_num_threads(threads)
-            runs = {k: [] for k in ("model_load", "graph_load", "features", "forward", "search", "total", "rtf")}
+            runs = {k: [] for k in DECODE_PARTS}
             wer_line, wer = None, None
             for _ in range(ctx.repeats):
-                t0 = time.perf_counter()
-                md = ModelDir.load(ctx.model_dir)
-                t1 = time.perf_counter()
-                decoder = Decoder(md, load_fsa(hlg_path), scfg, bool(cfg.get("use_priors", True)),
-                                  float(cfg.get("prior_scale", 1.0)))
-                t2 = time.perf_counter()
-                runs["model_load"].append(t1 - t0)
-                runs["graph_load"].append(t2 - t1)
-                fcfg = md.feature_config
-                norm_vars = bool(fcfg.get("norm_vars", False))
-                waves = _load_waves(ctx, int(fcfg["sample_rate"]))  # file reading is not timed
-                t_feat = t_fwd = t_search = 0.0
-                hyp = {}
-                for u in utts:
-                    a = time.perf_counter()
-                    feats = compute_utterance_features(waves[u], fcfg)
-                    feats = apply_cmvn(feats, cmvn_stats(feats), norm_vars)
-                    b = time.perf_counter()
-                    _, am, out_lengths = decoder.acoustic_scores(feats.unsqueeze(0), torch.tensor([len(feats)]))
-                    c = time.perf_counter()
-                    lattice = search(decoder.HLG, am, out_lengths, scfg)
-                    best = rescore_best_paths(lattice, 1.0, scfg.word_penalty, scfg.acoustic_scale)
-                    path = read_paths(best, out_lengths.tolist())[0]
-                    d = time.perf_counter()
-                    t_feat += b - a
-                    t_fwd += c - b
-                    t_search += d - c
-                    hyp[u] = [decoder.words.get(w) for w in path.word_ids]
-                total = t_feat + t_fwd + t_search
-                for k, v in (("features", t_feat), ("forward", t_fwd), ("search", t_search), ("total", total),
-                             ("rtf", total / audio_secs)):
-                    runs[k].append(v)
-                res = score(ref, hyp)
+                res = _decode_once(ctx, cfg, scfg, hlg_path, ref, runs)
                 wer_line, wer = format_wer(res).splitlines()[0], res.wer
             s = {k: stat(v) for k, v in runs.items()}
             results[f"threads_{threads}"] = {"threads": threads, **s, "wer": wer, "wer_line": wer_line}
@@ -319,22 +341,11 @@ def _compile(lang_dir: Path, out: Path, **kw) -> dict:
     return {"wall": wall, "hlg_compose": float(info["compile_seconds"]), "G": info["G"], "HLG": info["HLG"]}
 
 
-def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> tuple[Path, Path]:
-    """A lang dir of ``vocab`` random words over the model's phone set and a bigram ARPA (5 successors/word)."""
-    import math
-
-    from asr.config import load_config
-    from asr.lang.lang_dir import LangDir, plain_phone_config, prepare_lang
-
-    model_lang = LangDir.load(ctx.model_dir / "lang")
-    lang_cfg = load_config(ctx.model_dir / "lang" / "lang.yaml")
-    # The model's units are used as plain phones: the random words need no
-    # expansion to have the model's pdfs.
-    lang_cfg = plain_phone_config(lang_cfg)
-    silence = set(lang_cfg["silence_phones"])
-    phones = sorted({p for _, pron in model_lang.lexicon for p in pron if p not in silence})
+def _synthetic_lexicon(phones: list[str], silence: set[str], optional_silence: str, vocab: int,
+                       rng: random.Random) -> tuple[list[str], list[str]]:
+    """``vocab`` random words of 4-8 phones: (the words, the lexicon lines, silence entries included)."""
     words = [f"W{i:06d}" for i in range(vocab)]
-    lex_lines = [f"<SIL> {lang_cfg['optional_silence']}"]
+    lex_lines = [f"<SIL> {optional_silence}"]
     k = 0
     for w in words:
         n = rng.randint(4, 8)
@@ -347,15 +358,17 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
                 pron.append(rng.choice(phones))
         lex_lines.append(f"{w} {' '.join(pron)}")
     for p in sorted(silence):  # keep the silence phones in the phone set
-        if p != lang_cfg["optional_silence"]:
+        if p != optional_silence:
             lex_lines.append(f"<{p}> {p}")
-    lexicon = tmp / "lexicon.txt"
-    lexicon.write_text("\n".join(lex_lines) + "\n")
-    lang_dir = tmp / "lang"
-    prepare_lang(lexicon, lang_dir, lang_cfg)
+    return words, lex_lines
 
-    # ARPA bigram: near-uniform unigrams; each history has 5 random successors
-    # holding half its mass, and a back-off weight that makes it sum to 1.
+
+def _write_synthetic_bigram(words: list[str], rng: random.Random, arpa: Path) -> None:
+    """An ARPA bigram over ``words``: near-uniform unigrams; each history has 5 random successors
+    holding half its mass, and a back-off weight that makes it sum to 1."""
+    import math
+
+    vocab = len(words)
     weights = [1.0 + rng.random() for _ in words] + [float(vocab) / 20 + 1.0]  # the last one is </s>
     tot = sum(weights)
     uni = {w: x / tot for w, x in zip(words + ["</s>"], weights)}
@@ -370,7 +383,6 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
         for s, p in zip(succ, probs):
             lines_bi.append(f"{math.log10(p):.6f}\t{h} {s}")
         backoff[h] = math.log10((1.0 - mass) / (1.0 - sum(uni[s] for s in succ)))
-    arpa = tmp / "lm.arpa"
     with open(arpa, "w") as f:
         f.write(f"\\data\\\nngram 1={vocab + 2}\nngram 2={len(lines_bi)}\n\n\\1-grams:\n")
         f.write(f"-99\t<s>\t{backoff['<s>']:.6f}\n")
@@ -379,6 +391,27 @@ def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> 
             f.write(f"{math.log10(uni[w]):.6f}\t{w}\t{backoff[w]:.6f}\n")
         f.write("\n\\2-grams:\n")
         f.write("\n".join(lines_bi) + "\n\n\\end\\\n")
+
+
+def _synthetic_lang(ctx: Context, vocab: int, tmp: Path, rng: random.Random) -> tuple[Path, Path]:
+    """A lang dir of ``vocab`` random words over the model's phone set and a bigram ARPA (5 successors/word)."""
+    from asr.config import load_config
+    from asr.lang.lang_dir import LangDir, plain_phone_config, prepare_lang
+
+    model_lang = LangDir.load(ctx.model_dir / "lang")
+    lang_cfg = load_config(ctx.model_dir / "lang" / "lang.yaml")
+    # The model's units are used as plain phones: the random words need no
+    # expansion to have the model's pdfs.
+    lang_cfg = plain_phone_config(lang_cfg)
+    silence = set(lang_cfg["silence_phones"])
+    phones = sorted({p for _, pron in model_lang.lexicon for p in pron if p not in silence})
+    words, lex_lines = _synthetic_lexicon(phones, silence, lang_cfg["optional_silence"], vocab, rng)
+    lexicon = tmp / "lexicon.txt"
+    lexicon.write_text("\n".join(lex_lines) + "\n")
+    lang_dir = tmp / "lang"
+    prepare_lang(lexicon, lang_dir, lang_cfg)
+    arpa = tmp / "lm.arpa"
+    _write_synthetic_bigram(words, rng, arpa)
     return lang_dir, arpa
 
 
@@ -411,12 +444,8 @@ def _search_time(HLG, outs, scfg) -> float:
     return time.perf_counter() - t0
 
 
-def section_graph(ctx: Context) -> dict:
-    from asr.decoding.search import SearchConfig
-    from asr.lang.fsa_io import load_fsa
-
-    tables, data = [], {"lm": {}, "synthetic": {}}
-    # a) the recipe's LMs
+def _recipe_lms(ctx: Context) -> list[tuple[str, dict]]:
+    """(name, build_graph_dir arguments) of the LMs the recipe compiles: unigram, bigram, trigram."""
     lms = []
     ug = ctx.corpus / "etc" / "an4.ug.lm"
     if not ctx.quick and ug.is_file():
@@ -428,80 +457,107 @@ def section_graph(ctx: Context) -> dict:
         lms.append(("unigram (text)", {"text_files": [ctx.train_dir / "text"], "order": 1}))
     lms.append(("bigram (text)", {"text_files": [ctx.train_dir / "text"], "order": 2}))
     lms.append(("trigram (text)", {"text_files": [ctx.train_dir / "text"], "order": 3}))
-    rows = []
+    return lms
+
+
+def _graph_recipe_lms(ctx: Context) -> tuple[dict, dict]:
+    """Part a) of the graph section: compile time and sizes of the recipe's LMs (table, data)."""
+    data, rows = {}, []
     with tempfile.TemporaryDirectory(prefix="asr-bench-graph-") as tmp:
-        for i, (name, kw) in enumerate(lms):
+        for i, (name, kw) in enumerate(_recipe_lms(ctx)):
             runs = [_compile(ctx.lang_dir, Path(tmp) / f"lm{i}_{r}", **kw) for r in range(ctx.repeats)]
             wall, comp = stat([r["wall"] for r in runs]), stat([r["hlg_compose"] for r in runs])
-            data["lm"][name] = {"wall_seconds": wall, "hlg_compose_seconds": comp, "G": runs[0]["G"],
-                                "HLG": runs[0]["HLG"]}
+            data[name] = {"wall_seconds": wall, "hlg_compose_seconds": comp, "G": runs[0]["G"],
+                          "HLG": runs[0]["HLG"]}
             rows.append([name, fmt_stat(wall), fmt_stat(comp), f"{runs[0]['G']['arcs']:,}",
                          f"{runs[0]['HLG']['states']:,}", f"{runs[0]['HLG']['arcs']:,}"])
-    tables.append({"title": f"graph: compile the recipe's LMs over {ctx.lang_dir} (seconds; wall = LM + G + HLG)",
-                   "columns": ["LM", "wall s", "HLG compose s", "G arcs", "HLG states", "HLG arcs"], "rows": rows})
+    table = {"title": f"graph: compile the recipe's LMs over {ctx.lang_dir} (seconds; wall = LM + G + HLG)",
+             "columns": ["LM", "wall s", "HLG compose s", "G arcs", "HLG states", "HLG arcs"], "rows": rows}
+    return table, data
 
-    # b) synthetic vocabulary sweep
-    sizes = [int(v) for v in ctx.args.vocab_sizes.split(",")] if ctx.args.vocab_sizes else (
-        [100, 300] if ctx.quick else [1000, 10000, 50000])
-    cfg = ctx.decode_config()
-    scfg = SearchConfig.from_dict(cfg["search"])
+
+def _single_thread(fn, *args):
+    """``fn(*args)`` with one torch thread (like the decode section's single-process row)."""
     import torch
 
     saved = torch.get_num_threads()
-    torch.set_num_threads(1)  # like the decode section's single-process row
+    torch.set_num_threads(1)
     try:
-        dec, outs = _test_outputs(ctx)
+        return fn(*args)
     finally:
         torch.set_num_threads(saved)
-    model_pdfs = (ctx.model_dir / "lang" / "pdfs.txt").read_text()
-    rows = []
-    rng = random.Random(0)
-    with tempfile.TemporaryDirectory(prefix="asr-bench-synth-") as tmp:
-        for v in sizes:
-            d = Path(tmp) / f"v{v}"
-            d.mkdir()
-            lang_dir, arpa = _synthetic_lang(ctx, v, d, rng)
-            runs = [_compile(lang_dir, d / f"graph{r}", arpa=arpa) for r in range(ctx.repeats)]
-            same_pdfs = (lang_dir / "pdfs.txt").read_text() == model_pdfs
-            search = None
-            if same_pdfs:
-                HLG = load_fsa(d / "graph0" / "HLG.pt")
-                torch.set_num_threads(1)
-                try:
-                    search = stat([_search_time(HLG, outs, scfg) for _ in range(ctx.repeats)])
-                finally:
-                    torch.set_num_threads(saved)
-            entry = {"wall_seconds": stat([r["wall"] for r in runs]),
-                     "hlg_compose_seconds": stat([r["hlg_compose"] for r in runs]),
-                     "G": runs[0]["G"], "HLG": runs[0]["HLG"], "search_seconds": search,
-                     "same_pdfs_as_model": same_pdfs}
-            data["synthetic"][str(v)] = entry
-            rows.append([f"{v:,}", fmt_stat(entry["wall_seconds"]), fmt_stat(entry["hlg_compose_seconds"]),
-                         f"{runs[0]['G']['arcs']:,}", f"{runs[0]['HLG']['states']:,}", f"{runs[0]['HLG']['arcs']:,}",
-                         fmt_stat(search) if search else "n/a (pdfs differ)"])
-    syn = data["synthetic"]
+
+
+def _sweep_one_size(ctx: Context, v: int, d: Path, rng: random.Random, outs, scfg, model_pdfs: str) -> dict:
+    """Compiles a synthetic ``v``-word lang and bigram; times the search when its pdfs are the model's."""
+    from asr.lang.fsa_io import load_fsa
+
+    lang_dir, arpa = _synthetic_lang(ctx, v, d, rng)
+    runs = [_compile(lang_dir, d / f"graph{r}", arpa=arpa) for r in range(ctx.repeats)]
+    same_pdfs = (lang_dir / "pdfs.txt").read_text() == model_pdfs
+    search = None
+    if same_pdfs:
+        HLG = load_fsa(d / "graph0" / "HLG.pt")
+        search = _single_thread(lambda: stat([_search_time(HLG, outs, scfg) for _ in range(ctx.repeats)]))
+    return {"wall_seconds": stat([r["wall"] for r in runs]),
+            "hlg_compose_seconds": stat([r["hlg_compose"] for r in runs]),
+            "G": runs[0]["G"], "HLG": runs[0]["HLG"], "search_seconds": search,
+            "same_pdfs_as_model": same_pdfs}
+
+
+def _growth_law(sizes: list[int], syn: dict) -> dict:
+    """Log-log slopes of compile time, HLG size and search time against the vocabulary size."""
     keys = [str(v) for v in sizes]
-    law = {
+    return {
         "compile_time": loglog_slope(sizes, [syn[k]["wall_seconds"]["median"] for k in keys]),
         "hlg_states": loglog_slope(sizes, [syn[k]["HLG"]["states"] for k in keys]),
         "hlg_arcs": loglog_slope(sizes, [syn[k]["HLG"]["arcs"] for k in keys]),
         "search_time": loglog_slope(sizes, [syn[k]["search_seconds"]["median"] for k in keys])
         if all(syn[k]["search_seconds"] for k in keys) else None,
     }
-    data["growth_exponents"] = law
-    tables.append({
+
+
+def _graph_vocab_sweep(ctx: Context) -> tuple[list[dict], dict]:
+    """Part b) of the graph section: synthetic vocabularies of growing size (tables, data)."""
+    from asr.decoding.search import SearchConfig
+
+    sizes = [int(v) for v in ctx.args.vocab_sizes.split(",")] if ctx.args.vocab_sizes else (
+        [100, 300] if ctx.quick else [1000, 10000, 50000])
+    cfg = ctx.decode_config()
+    scfg = SearchConfig.from_dict(cfg["search"])
+    dec, outs = _single_thread(_test_outputs, ctx)
+    model_pdfs = (ctx.model_dir / "lang" / "pdfs.txt").read_text()
+    syn, rows = {}, []
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory(prefix="asr-bench-synth-") as tmp:
+        for v in sizes:
+            d = Path(tmp) / f"v{v}"
+            d.mkdir()
+            entry = syn[str(v)] = _sweep_one_size(ctx, v, d, rng, outs, scfg, model_pdfs)
+            rows.append([f"{v:,}", fmt_stat(entry["wall_seconds"]), fmt_stat(entry["hlg_compose_seconds"]),
+                         f"{entry['G']['arcs']:,}", f"{entry['HLG']['states']:,}", f"{entry['HLG']['arcs']:,}",
+                         fmt_stat(entry["search_seconds"]) if entry["search_seconds"] else "n/a (pdfs differ)"])
+    law = _growth_law(sizes, syn)
+    tables = [{
         "title": ("graph: synthetic vocabulary sweep (random 4-8 phone words over the model's phones, bigram with "
                   f"5 successors per word); search = k2 search + best path over the {len(outs)} test utterances' "
                   "network outputs"),
         "columns": ["words", "compile wall s", "HLG compose s", "G arcs", "HLG states", "HLG arcs", "search s"],
         "rows": rows,
-    })
-    tables.append({
+    }, {
         "title": "graph: growth law (log-log slope against vocabulary size; 1.0 = linear)",
         "columns": ["quantity", "exponent"],
         "rows": [[k, f"{v:.2f}" if v is not None else "-"] for k, v in law.items()],
-    })
-    return {"status": "ok", "tables": tables, "data": data}
+    }]
+    return tables, {"synthetic": syn, "growth_exponents": law}
+
+
+def section_graph(ctx: Context) -> dict:
+    """Graph compilation: a) the recipe's LMs, b) a synthetic vocabulary sweep with its growth law."""
+    lm_table, lm_data = _graph_recipe_lms(ctx)
+    sweep_tables, sweep_data = _graph_vocab_sweep(ctx)
+    data = {"lm": lm_data, "synthetic": sweep_data["synthetic"], "growth_exponents": sweep_data["growth_exponents"]}
+    return {"status": "ok", "tables": [lm_table, *sweep_tables], "data": data}
 
 
 # -- 5. length ----------------------------------------------------------------------
@@ -600,24 +656,8 @@ def section_features(ctx: Context) -> dict:
 PEER_INSTALL = "pip install pocketsphinx   (or: pip install -e '.[bench]')"
 
 
-def section_peer(ctx: Context, ours: dict | None) -> dict:
-    try:
-        import pocketsphinx
-    except ImportError:
-        msg = f"pocketsphinx is not installed: {PEER_INSTALL}"
-        print(f"peer: skipped: {msg}", file=sys.stderr)
-        return {"status": "skipped", "reason": msg, "tables": [], "data": {}}
-    from asr.data.audio import load_audio
-    from asr.data.datadir import read_text
-    from asr.lang import lm as lmlib
-    from asr.scoring.wer import format_wer, score
-
-    model_path = Path(pocketsphinx.get_model_path()) / "en-us"
-    hmm = model_path / "en-us"
-    cmudict = model_path / "cmudict-en-us.dict"
-    arpa = ctx.arpa_for_peer()
-    if arpa is None:
-        return {"status": "skipped", "reason": f"no data/lang_*/lm.arpa in {ctx.workdir}", "tables": [], "data": {}}
+def _peer_dictionary(ctx: Context, cmudict: Path) -> tuple[list[tuple[str, list[str]]], set[str], list[str]]:
+    """CMUdict restricted to the training vocabulary: (entries, words found, training words missing)."""
     train_vocab = sorted({w for line in (ctx.train_dir / "text").read_text().splitlines() for w in line.split()[1:]}
                          - {"<s>", "</s>"})
     wanted = {w.lower(): w for w in train_vocab}
@@ -631,7 +671,46 @@ def section_peer(ctx: Context, ours: dict | None) -> dict:
             entries.append((wanted[base] + parts[0][len(base):], parts[1:]))
     in_dict = {w.split("(")[0] for w, _ in entries}
     missing = [w for w in train_vocab if w not in in_dict]
-    dropped_lm = []
+    return entries, in_dict, missing
+
+
+def _peer_pcm(ctx: Context) -> dict[str, bytes]:
+    """The test utterances as 16 kHz 16-bit PCM bytes (the en-us model is 16 kHz)."""
+    import torch
+
+    from asr.data.audio import load_audio
+
+    dd, utts, _ = ctx.test_set()
+    logging.getLogger("asr.data.audio").setLevel(logging.ERROR)  # "resampling" per file (yesno is 8 kHz)
+    pcm = {}
+    for u in utts:
+        path, start, end = dd.audio_source(u)
+        w = load_audio(path, 16000, start, end)
+        pcm[u] = (w.clamp(-1.0, 32767 / 32768) * 32768).round().to(dtype=torch.int16).numpy().tobytes()
+    return pcm
+
+
+def _peer_decode(dec, pcm: dict[str, bytes]) -> dict[str, list[str]]:
+    """PocketSphinx's words per utterance, whole utterances, fillers and tags dropped."""
+    hyp = {}
+    for u, raw in pcm.items():
+        dec.start_utt()
+        dec.process_raw(raw, full_utt=True)
+        dec.end_utt()
+        h = dec.hyp()
+        hyp[u] = [w for w in (h.hypstr.split() if h is not None else [])
+                  if not (w.startswith("<") or w.startswith("["))]
+    return hyp
+
+
+def _peer_run(ctx: Context, hmm: Path, arpa: Path, entries, in_dict: set[str]) -> dict:
+    """Loads PocketSphinx with the restricted dictionary and pruned LM and decodes the test set ``repeats`` times."""
+    import pocketsphinx
+
+    from asr.data.datadir import read_text
+    from asr.lang import lm as lmlib
+    from asr.scoring.wer import format_wer, score
+
     with tempfile.TemporaryDirectory(prefix="asr-bench-peer-") as tmp:
         dic = Path(tmp) / "an4.dict"
         dic.write_text("".join(f"{w} {' '.join(p)}\n" for w, p in entries))
@@ -642,49 +721,66 @@ def section_peer(ctx: Context, ours: dict | None) -> dict:
         t0 = time.perf_counter()
         dec = pocketsphinx.Decoder(hmm=str(hmm), lm=str(lm_path), dict=str(dic), loglevel="FATAL")
         load = time.perf_counter() - t0
-        dd, utts, audio_secs = ctx.test_set()
-        logging.getLogger("asr.data.audio").setLevel(logging.ERROR)  # "resampling" per file (yesno is 8 kHz)
-        pcm = {}
-        for u in utts:
-            path, start, end = dd.audio_source(u)
-            w = load_audio(path, 16000, start, end)  # the en-us model is 16 kHz
-            pcm[u] = (w.clamp(-1.0, 32767 / 32768) * 32768).round().to(dtype=__import__("torch").int16).numpy().tobytes()
+        pcm = _peer_pcm(ctx)
         ref = read_text(ctx.test_dir / "text")
         walls, wer, wer_line = [], None, None
         for _ in range(ctx.repeats):
-            hyp = {}
             t0 = time.perf_counter()
-            for u in utts:
-                dec.start_utt()
-                dec.process_raw(pcm[u], full_utt=True)
-                dec.end_utt()
-                h = dec.hyp()
-                hyp[u] = [w for w in (h.hypstr.split() if h is not None else [])
-                          if not (w.startswith("<") or w.startswith("["))]
+            hyp = _peer_decode(dec, pcm)
             walls.append(time.perf_counter() - t0)
             res = score(ref, hyp)
             wer, wer_line = res.wer, format_wer(res).splitlines()[0]
-    rtf = stat([w / audio_secs for w in walls])
+    return {"dropped_lm": dropped_lm, "load": load, "walls": walls, "wer": wer, "wer_line": wer_line}
+
+
+def _package_version(name: str) -> str | None:
     try:
         from importlib.metadata import version
 
-        ps_version = version("pocketsphinx")
+        return version(name)
     except Exception:  # noqa: BLE001
-        ps_version = None
-    data = {"pocketsphinx": ps_version, "hmm": str(hmm), "lm": str(arpa),
-            "dict_words": len(in_dict), "vocab_not_in_cmudict": missing, "lm_words_dropped": dropped_lm,
-            "load_seconds": load, "rtf": rtf, "wall_seconds": stat(walls), "wer": wer, "wer_line": wer_line,
-            "threads": 1}
-    rows = [["pocketsphinx en-us", fmt_stat(rtf), f"{wer:.2f}"]]
+        return None
+
+
+def _peer_rows(ctx: Context, data: dict, ours: dict | None) -> list[list]:
+    """The peer table: PocketSphinx, our decode section's 1-thread row and their ratios (``data`` gains them)."""
+    rows = [["pocketsphinx en-us", fmt_stat(data["rtf"]), f"{data['wer']:.2f}"]]
     our = None
     if ours and ours.get("status") == "ok":
         our = ours["data"].get("threads_1")
     if our:
         rows.insert(0, [f"asr {ctx.model} (1 thread)", fmt_stat(our["rtf"]), f"{our['wer']:.2f}"])
-        data["ratio_rtf_peer_over_ours"] = rtf["median"] / our["rtf"]["median"]
-        data["ratio_wer_peer_over_ours"] = (wer / our["wer"]) if our["wer"] else None
+        data["ratio_rtf_peer_over_ours"] = data["rtf"]["median"] / our["rtf"]["median"]
+        data["ratio_wer_peer_over_ours"] = (data["wer"] / our["wer"]) if our["wer"] else None
         rows.append(["ratio peer / ours", f"{data['ratio_rtf_peer_over_ours']:.2f}",
                      f"{data['ratio_wer_peer_over_ours']:.2f}" if data["ratio_wer_peer_over_ours"] else "-"])
+    return rows
+
+
+def section_peer(ctx: Context, ours: dict | None) -> dict:
+    """PocketSphinx's en-us model on the test set (RTF, WER) next to ours (the decode section's 1-thread row)."""
+    try:
+        import pocketsphinx
+    except ImportError:
+        msg = f"pocketsphinx is not installed: {PEER_INSTALL}"
+        print(f"peer: skipped: {msg}", file=sys.stderr)
+        return {"status": "skipped", "reason": msg, "tables": [], "data": {}}
+
+    model_path = Path(pocketsphinx.get_model_path()) / "en-us"
+    hmm = model_path / "en-us"
+    cmudict = model_path / "cmudict-en-us.dict"
+    arpa = ctx.arpa_for_peer()
+    if arpa is None:
+        return {"status": "skipped", "reason": f"no data/lang_*/lm.arpa in {ctx.workdir}", "tables": [], "data": {}}
+    entries, in_dict, missing = _peer_dictionary(ctx, cmudict)
+    run = _peer_run(ctx, hmm, arpa, entries, in_dict)
+    _, _, audio_secs = ctx.test_set()
+    rtf = stat([w / audio_secs for w in run["walls"]])
+    data = {"pocketsphinx": _package_version("pocketsphinx"), "hmm": str(hmm), "lm": str(arpa),
+            "dict_words": len(in_dict), "vocab_not_in_cmudict": missing, "lm_words_dropped": run["dropped_lm"],
+            "load_seconds": run["load"], "rtf": rtf, "wall_seconds": stat(run["walls"]), "wer": run["wer"],
+            "wer_line": run["wer_line"], "threads": 1}
+    rows = _peer_rows(ctx, data, ours)
     title = (f"peer: PocketSphinx {data['pocketsphinx'] or ''} with its en-us model, cmudict restricted to the "
              f"training vocabulary ({len(in_dict)} words, {len(missing)} missing), LM {arpa.relative_to(ctx.workdir)}"
              "; whole utterances, default settings")

@@ -20,25 +20,12 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def job_train(p: dict) -> dict:
-    """Times ``p['batches']`` training steps after ``p['warmup']`` warm-up steps.
-
-    Params: config (dict, a training config: ce, lfmmi, mmi or smbr; sequence
-    criteria without priors), data_dir, lang_dir, ali_dir (None for LF-MMI
-    from transcripts), threads (None = torch default).
-    """
-    import torch
-
+def _training_setup(p: dict, cfg: dict):
+    """The lang dir, the training utterances (validation speakers held out) and the criterion of ``p``."""
     from asr.lang.lang_dir import LangDir
     from asr.training.criteria import CrossEntropyCriterion
     from asr.training.data import load_utterances, split_validation
-    from asr.training.trainer import Trainer
 
-    if p.get("threads"):
-        torch.set_num_threads(int(p["threads"]))
-    cfg = dict(p["config"])
-    cfg.pop("speed_perturb", None)
-    rss_start = peak_rss_mb()
     lang = LangDir.load(p["lang_dir"])
     alignments = None
     if p.get("ali_dir"):
@@ -57,35 +44,67 @@ def job_train(p: dict) -> dict:
         from asr.training.lfmmi import make_sequence_criterion
 
         criterion = make_sequence_criterion(cfg["criterion"], cfg, lang, train_utts, None, None)
+    return lang, train_utts, criterion
+
+
+def _timed_steps(trainer, warmup: int, batches: int) -> tuple[int, float]:
+    """Runs ``warmup + batches`` training steps like ``Trainer.train_epoch``'s (epochs wrap around);
+    returns (input frames, seconds) of the last ``batches``.  Batches without frames are not counted."""
+    import torch
+
+    gen = torch.Generator().manual_seed(0)
+    epoch, queue = 1, []
+    timed_frames, timed_secs, steps = 0, 0.0, 0
+    while steps < warmup + batches:
+        if not queue:
+            queue = list(trainer._epoch_batches(epoch))
+            epoch += 1
+        idx = queue.pop(0)
+        t0 = time.perf_counter()
+        batch = trainer._batch(trainer.train_utts, idx, True, gen)
+        out = trainer._forward(batch, trainer.model)
+        if out.frames == 0:
+            continue
+        trainer.optimizer.zero_grad(set_to_none=True)
+        (out.loss / out.frames).backward()
+        torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.grad_clip)
+        trainer.optimizer.step()
+        trainer.scheduler.step()
+        elapsed = time.perf_counter() - t0
+        if steps >= warmup:
+            timed_frames += batch.num_frames
+            timed_secs += elapsed
+        steps += 1
+    return timed_frames, timed_secs
+
+
+def job_train(p: dict) -> dict:
+    """Times ``p['batches']`` training steps after ``p['warmup']`` warm-up steps.
+
+    Params: config (dict, a training config: ce, lfmmi, mmi or smbr; sequence
+    criteria without priors), data_dir, lang_dir, ali_dir (None for LF-MMI
+    from transcripts), threads (None = torch default).
+    """
+    import torch
+
+    # Imported before the first RSS reading, so that rss_after_start_mb includes the code.
+    import asr.lang.lang_dir  # noqa: F401
+    import asr.training.criteria  # noqa: F401
+    import asr.training.data  # noqa: F401
+    from asr.training.trainer import Trainer
+
+    if p.get("threads"):
+        torch.set_num_threads(int(p["threads"]))
+    cfg = dict(p["config"])
+    cfg.pop("speed_perturb", None)
+    rss_start = peak_rss_mb()
+    lang, train_utts, criterion = _training_setup(p, cfg)
     rss_data = peak_rss_mb()
     with tempfile.TemporaryDirectory(prefix="asr-bench-train-") as tmp:
         trainer = Trainer(cfg, criterion, train_utts, [], lang, tmp)
         trainer.model.train()
         params = sum(x.numel() for x in trainer.model.parameters())
-        gen = torch.Generator().manual_seed(0)
-        epoch, queue = 1, []
-        timed_frames, timed_secs, steps = 0, 0.0, 0
-        total = int(p["warmup"]) + int(p["batches"])
-        while steps < total:
-            if not queue:
-                queue = list(trainer._epoch_batches(epoch))
-                epoch += 1
-            idx = queue.pop(0)
-            t0 = time.perf_counter()
-            batch = trainer._batch(trainer.train_utts, idx, True, gen)
-            out = trainer._forward(batch, trainer.model)
-            if out.frames == 0:
-                continue
-            trainer.optimizer.zero_grad(set_to_none=True)
-            (out.loss / out.frames).backward()
-            torch.nn.utils.clip_grad_norm_(trainer.model.parameters(), trainer.grad_clip)
-            trainer.optimizer.step()
-            trainer.scheduler.step()
-            elapsed = time.perf_counter() - t0
-            if steps >= int(p["warmup"]):
-                timed_frames += batch.num_frames
-                timed_secs += elapsed
-            steps += 1
+        timed_frames, timed_secs = _timed_steps(trainer, int(p["warmup"]), int(p["batches"]))
     return {
         "frames_per_second": timed_frames / timed_secs if timed_secs > 0 else math.nan,
         "timed_frames": timed_frames,
