@@ -16,21 +16,22 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
-systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in), ivector (CE passes and MMI with i-vectors, opt-in)
+systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in), ivector (CE passes and MMI with i-vectors, opt-in), stream (streaming LSTM, stage 8 + 11, opt-in)
 tree_width=2      # tree context: 2 = left biphone, 3 = triphone (chosen on held-out speakers: RESULTS.md)
 tree_leaves=200   # the tree's --max-leaves (chosen on held-out speakers)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
 seeds=0           # training seeds of stages 5-8, comma-separated (e.g. 0,1,2): one set of models per seed
 cmvn=per-speaker  # per-speaker (systems then end in _spkcmvn; chosen on held-out speakers, RESULTS.md) or per-utterance; held-out and test speakers use their own statistics
 workdir="$here"
-usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree smbr lfmmi ivector'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
+usage="Usage: $0 [--corpus DIR] [--workdir DIR] [--model NAME] [--passes N] [--systems 'ce mmi tree smbr lfmmi ivector stream'] [--tree-width 3|2] [--tree-leaves N] [--seeds S1,S2,..] [--threads N] [--cmvn per-utterance|per-speaker] [--stage N] [--stop-stage N] [--nj N]
   Stages: 0 data, 1 features, 2 lang, 3 LMs+graphs, 4 flat start, 5 CE pass 1,
           6 realignment + CE passes 2..N, 7 MMI fine-tuning of the CE model, and
           (system tree) a decision tree from the CE model's alignments, a CE pass
           on its tied pdfs, realignment and MMI, (system smbr, opt-in) sMBR
           fine-tuning of the CE model,
           8 flat-start LF-MMI (from scratch), 9 decoding (+ LM-weight sweep,
-          validation-tuned weight) and results.tsv, 10 test-set alignment.
+          validation-tuned weight) and results.tsv, 10 test-set alignment,
+          11 (system stream) streaming decode of the test set (benchmarks/streaming.py).
   --systems picks the systems beside CE (default 'ce mmi tree'; flat-start LF-MMI and
   ivector, the CE passes and MMI with i-vectors after stage 8's training, are opt-in). --seeds trains stages 5-8 once per seed; seed 0's models are exp/<name>,
   seed S's exp/<name>_seedS. The held-out speakers are the same for every seed;
@@ -177,6 +178,19 @@ if has ivector && [ $stage -le 8 ] && [ $stop_stage -ge 7 ]; then
     wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
   done
 fi
+# System stream (opt-in, issue 17): a unidirectional LSTM (conf/an4/stream.yaml) on sliding-window CMVN
+# features, the normalisation streaming recognition uses (data/<set>_stream; the prior: data/train's
+# global stats), decoded offline in stage 9 and streaming in stage 11. Models exp/lstm_stream.
+if has stream && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
+  log 8 "streaming model: sliding-CMVN features, then a unidirectional LSTM on the flat-start alignments"
+  for set in train test; do rm -rf data/${set}_stream; cp -r data/$set data/${set}_stream; done
+  $asr compute-feats data/train_stream fbank --config fbank.yaml --nj $nj --cmvn sliding
+  $asr compute-feats data/test_stream fbank --config fbank.yaml --nj $nj --cmvn sliding --cmvn-prior data/train_stream
+  for s in $seed_list; do
+    $asr train --config "$conf/stream.yaml" --data data/train_stream --lang data/lang --out exp/lstm_stream$(sfx $s) \
+      --ali-dir exp/flat/ali --graph-dir data/lang_tg --seed $s
+  done
+fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
 # results.tsv system names: <model>_<criterion>_<units>[_<adapt>]
 adapt=""; [ "$cmvn" = per-speaker ] && adapt=_spkcmvn
@@ -197,8 +211,11 @@ systems() {
       echo "${model}_ce_mono_ivector$adapt:$s:exp/${model}_ivector$(sfx $s)"
       if has mmi; then echo "${model}_mmi_mono_ivector$adapt:$s:exp/${model}_mmi_ivector$(sfx $s)"; fi
     fi
+    if has stream; then echo "lstm_ce_mono_stream:$s:exp/lstm_stream$(sfx $s)"; fi
   done
 }
+# The data dirs a model dir decodes: data/<set>, or data/<set>_stream for the streaming model.
+data_of() { case "$1" in *_stream*) echo _stream ;; *) echo "" ;; esac; }
 # The lang dir a model dir's graphs are built from: data/lang, or its tree's lang.
 lang_of() { case "$1" in *_tree*) echo "data/lang_tree${1##*_tree}" ;; *) echo data/lang ;; esac; }
 if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
@@ -207,6 +224,11 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   rm -rf data/valid
   $py "$here/local/subset_data_dir.py" data/train exp/$model$(sfx $first_seed)/valid_utts.txt data/valid
   $asr compute-feats data/valid fbank --config fbank.yaml --nj 1 --cmvn $cmvn
+  if has stream; then
+    rm -rf data/valid_stream
+    $py "$here/local/subset_data_dir.py" data/train_stream exp/$model$(sfx $first_seed)/valid_utts.txt data/valid_stream
+    $asr compute-feats data/valid_stream fbank --config fbank.yaml --nj 1 --cmvn sliding --cmvn-prior data/train_stream
+  fi
   # The held-out speakers' sentences are in the training text: tune on graphs
   # whose LMs never saw them, as the test set's never saw its own.
   mkdir -p data/local
@@ -225,7 +247,7 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
       for set in valid test; do
         graph=${l}_$lm; [ $set = valid ] && graph=$(tune_graph $l $lm)
         rm -rf $m/decode_${set}_$lm
-        $asr decode --model-dir $m --graph-dir $graph data/$set $m/decode_${set}_$lm \
+        $asr decode --model-dir $m --graph-dir $graph data/$set$(data_of $m) $m/decode_${set}_$lm \
           --config "$(decode_conf "$(basename $m)")" --nj $nj --sweep >&2
       done
     done
@@ -240,4 +262,11 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   # weight tuned on the held-out speakers, and at the best weight on test.
   $py "$here/local/write_results.py" results.tsv $(systems)
   column -t results.tsv
+fi
+if has stream && [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
+  log 11 "streaming decode of the test set in 0.16 s chunks (trigram graph): WER, RTF, latencies"
+  $asr align --model-dir exp/lstm_stream data/test_stream exp/lstm_stream/ali_test
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" $py -m benchmarks.streaming --workdir . --model-dir exp/lstm_stream \
+    --data data/test_stream --graph-dir data/lang_tg --word-ctm exp/lstm_stream/ali_test/word.ctm \
+    --offline-decode exp/$model/decode_test_tg --out exp/lstm_stream/stream_test_tg
 fi
