@@ -22,6 +22,8 @@ COMMANDS = {
     "prepare-lexicon": "prepare_lexicon",
     "prepare-lang": "prepare_lang",
     "compile-graph": "compile_graph",
+    "train-ivector": "train_ivector",
+    "extract-ivectors": "extract_ivectors",
     "train": "train",
     "align": "align",
     "build-tree": "build_tree",

@@ -52,6 +52,9 @@ class Recognizer:
         self.feature_config = decoder.md.feature_config
         self.sample_rate = int(self.feature_config["sample_rate"])
         self.norm_vars = bool(self.feature_config.get("norm_vars", False))
+        #: Carry i-vector statistics from one transcribe call to the next (one speaker); see ivectors().
+        self.ivector_session = False
+        self.ivector_state = None
         if self.feature_config.get("cmvn", "per-utterance") == "per-speaker":
             log.info("model trained with per-speaker CMVN; transcription normalises per file")
 
@@ -65,6 +68,31 @@ class Recognizer:
         decoder = Decoder.from_model_dir(model_dir, cfg.search, graph_dir, cfg.use_priors, device, cfg.prior_scale)
         return cls(decoder)
 
+    def set_ivector_session(self, on: bool = True) -> None:
+        """For a model with i-vectors: treat the files of successive :meth:`transcribe` calls as one speaker's.
+
+        On, each file's online i-vector continues from the statistics of the
+        files before it (Kaldi's online2 speaker adaptation); off (the
+        default), every file starts afresh.  Either way the history is forgotten.
+        """
+        self.ivector_session, self.ivector_state = on, None
+
+    def ivectors(self, raw_feats: torch.Tensor) -> torch.Tensor | None:
+        """Online i-vectors (K, D) of a file's raw (T, F) features; None for a model without i-vectors.
+
+        Cumulative over the file, one row per period (as ``asr decode``
+        computes them), and over the earlier files of an i-vector session.
+        """
+        extractor = self.decoder.md.ivector
+        if extractor is None:
+            return None
+        from asr.adapt.online import online_ivectors
+
+        rows, state = online_ivectors(extractor, raw_feats, self.ivector_state if self.ivector_session else None)
+        if self.ivector_session:
+            self.ivector_state = state
+        return rows
+
     def features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """CMVN-normalised features of a file or a waveform.
 
@@ -72,6 +100,11 @@ class Recognizer:
           AudioError: for unreadable files, or arrays that are empty, not
             1-D/2-D, or hold NaN/Inf.
         """
+        feats = self.raw_features(audio, sample_rate)
+        return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
+
+    def raw_features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
+        """Features of a file or a waveform before CMVN (what the i-vector extractor reads); see :meth:`features`."""
         from asr.data.audio import load_audio
 
         if isinstance(audio, (str, Path)):
@@ -81,7 +114,7 @@ class Recognizer:
         feats = compute_utterance_features(wave, self.feature_config)
         if len(feats) == 0:
             raise AudioError(f"{audio if isinstance(audio, (str, Path)) else 'array'}: too short for one feature frame")
-        return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
+        return feats
 
     def _array(self, audio: np.ndarray | torch.Tensor, sample_rate: int | None) -> torch.Tensor:
         wave = torch.as_tensor(np.asarray(audio, dtype=np.float32) if not isinstance(audio, torch.Tensor) else audio)
@@ -111,9 +144,11 @@ class Recognizer:
           audio: A path, or samples in [-1, 1] (1-D, or 2-D multi-channel).
           sample_rate: Required for arrays; ignored for files.
         """
-        feats = self.features(audio, sample_rate)
+        raw = self.raw_features(audio, sample_rate)
+        feats = apply_cmvn(raw, cmvn_stats(raw), self.norm_vars)
+        ivectors = self.ivectors(raw)
         if len(feats) < self.decoder.md.model.subsampling_factor:
             return Transcript("", [])
         name = str(audio) if isinstance(audio, (str, Path)) else "array"
-        hyps, _ = self.decoder.decode_batch([name], [feats])
+        hyps, _ = self.decoder.decode_batch([name], [feats], None if ivectors is None else [ivectors])
         return Transcript(" ".join(hyps[0].words), hyps[0].timed_words)

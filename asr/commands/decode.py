@@ -24,6 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", "--threads-per-job", dest="threads", type=int,
                    help="torch threads in each job (default: OMP_NUM_THREADS if set, else 1, so hypotheses and "
                    "lattices do not depend on the machine); results are bit-identical only at the same count")
+    p.add_argument("--ivector-dir", help="the data's i-vectors (asr extract-ivectors), for a model with "
+                   "i-vectors; default: online per utterance with the model's extractor, as asr transcribe")
     p.add_argument("--sweep", action="store_true", help="sweep LM weight and word penalty over the lattices")
     p.add_argument("--rescore-graph-dir", help="rescore lattices with this dir's G.pt (e.g. a trigram)")
     p.set_defaults(func=run)
@@ -49,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
     typed = decode_config(cfg, str(resolve_config(args.config)))  # checks keys and types; defaults filled in
     out = Path(args.out_dir)
     threads = resolve_threads(args.threads, args.nj, per_job_default=1, what="decode").threads
-    text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, threads)
+    text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, threads,
+                           args.ivector_dir)
     dd = DataDir.load(args.data_dir, require_text=False)
     nj = len(split_jobs(dd.utterances, args.nj))
     words = SymbolTable.read(Path(args.model_dir) / "lang" / "words.txt")

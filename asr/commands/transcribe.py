@@ -20,6 +20,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ctm", action="store_true", help="print word CTM lines (file 1 start dur word conf) instead")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
                    "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
+    p.add_argument("--ivector-session", action="store_true",
+                   help="models with i-vectors: the files are one speaker's, in order (each file's i-vector "
+                   "continues from the previous files'); default: every file starts afresh")
     p.add_argument("files", nargs="+", metavar="FILE")
     p.set_defaults(func=run)
 
@@ -32,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
 
     set_torch_threads(args.threads, what="transcribe")
     rec = Recognizer.from_dir(args.model_dir, args.graph_dir, args.config)
+    rec.set_ivector_session(args.ivector_session)
     failed = 0
     for path in args.files:
         try:

@@ -44,9 +44,14 @@ def job_paths(out_dir: Path, job: int) -> tuple[Path, Path, Path]:
 
 def run_job(
     job: int, utts: list[str], model_dir: str, graph_dir: str | None, data_dir: str, out_dir: str, cfg: dict,
-    threads: int,
+    threads: int, ivector_dir: str | None = None,
 ) -> tuple[int, int, float, float]:
-    """Decodes one job's utterances; returns (job, utterances, audio frames, seconds of search)."""
+    """Decodes one job's utterances; returns (job, utterances, audio frames, seconds of search).
+
+    A model with i-vectors gets them from ``ivector_dir``, or online per
+    utterance from the raw features (as ``asr transcribe``); that extraction
+    counts in the seconds.
+    """
     torch.set_num_threads(threads)
     out = Path(out_dir)
     dcfg = decode_config(cfg)
@@ -55,8 +60,14 @@ def run_job(
     items = [(u, f) for u, f in load_features(data_dir) if u in wanted]
     hyps, lattices, lat_utts = {}, [], []
     t0 = time.perf_counter()
+    ivectors = None
+    if decoder.md.ivector is not None:
+        from asr.adapt.data import utterance_ivectors
+
+        ivectors = utterance_ivectors(decoder.md.ivector, data_dir, [u for u, _ in items], ivector_dir)
     for idx in decoder.batches(items):
-        h, lat = decoder.decode_batch([items[i][0] for i in idx], [items[i][1] for i in idx])
+        ids = [items[i][0] for i in idx]
+        h, lat = decoder.decode_batch(ids, [items[i][1] for i in idx], [ivectors[u] for u in ids] if ivectors else None)
         for hyp in h:
             hyps[hyp.utt_id] = hyp
         lattices.append(lat)
@@ -83,8 +94,12 @@ def decode_data_dir(
     graph_dir: str | Path | None = None,
     nj: int = 1,
     threads_per_job: int = 1,
+    ivector_dir: str | Path | None = None,
 ) -> Path:
     """Decodes every utterance of a data dir (with features) into ``out_dir``.
+
+    ``ivector_dir``: the data's i-vectors (asr extract-ivectors), for a model
+    with i-vectors; by default they are computed online per utterance.
 
     Returns:
       The hypothesis ``text`` file.
@@ -97,7 +112,7 @@ def decode_data_dir(
     if len(todo) < len(jobs):
         log.info("%d of %d decoding jobs already done in %s", len(jobs) - len(todo), len(jobs), out)
     args = [(j, jobs[j - 1], str(model_dir), str(graph_dir) if graph_dir else None, str(dd.path), str(out), cfg,
-             threads_per_job) for j in todo]
+             threads_per_job, str(ivector_dir) if ivector_dir else None) for j in todo]
     t0 = time.perf_counter()
     if len(args) <= 1:
         results = [run_job(*a) for a in tqdm(args, desc="decode jobs", leave=False)]

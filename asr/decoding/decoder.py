@@ -69,10 +69,16 @@ class Decoder:
             raise ModelDirError(f"{hlg_path}: no such file (pass --graph-dir or train with --graph-dir)")
         return cls(md, load_fsa(hlg_path), cfg, use_priors, prior_scale)
 
-    def acoustic_scores(self, feats: torch.Tensor, lengths: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Network forward: (log-posteriors, unscaled log-likelihoods, output lengths), on CPU."""
+    def acoustic_scores(self, feats: torch.Tensor, lengths: torch.Tensor, ivectors: torch.Tensor | None = None
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Network forward: (log-posteriors, unscaled log-likelihoods, output lengths), on CPU.
+
+        ``ivectors``: (N, T, D) per input frame, for a model with i-vectors.
+        """
+        if ivectors is not None:
+            ivectors = ivectors.to(self.device)
         with torch.no_grad():
-            log_post, out_lengths = self.md.model(feats.to(self.device), lengths.to(self.device))
+            log_post, out_lengths = self.md.model(feats.to(self.device), lengths.to(self.device), ivectors)
         log_post = log_post.cpu()
         return log_post, scaled_log_likelihoods(log_post, self.log_priors, 1.0), out_lengths.cpu()
 
@@ -80,8 +86,13 @@ class Decoder:
         """Length-sorted batches of ``(utt_id, feats)`` items (indices)."""
         return length_batches([len(f) for _, f in items], [u for u, _ in items], self.cfg.max_frames)
 
-    def decode_batch(self, utt_ids: list[str], feats_list: list[torch.Tensor]) -> tuple[list[Hypothesis], k2.Fsa]:
+    def decode_batch(self, utt_ids: list[str], feats_list: list[torch.Tensor],
+                     ivectors: list[torch.Tensor] | None = None) -> tuple[list[Hypothesis], k2.Fsa]:
         """Decodes utterances given in decreasing length order.
+
+        ``ivectors``: per utterance its (K, D) i-vector rows (one per
+        ``md.ivector.period`` frames), for a model with i-vectors
+        (:func:`asr.adapt.online.online_ivectors`).
 
         Returns:
           Hypotheses and their lattices (an FsaVec in the same order).
@@ -90,7 +101,7 @@ class Decoder:
         feats = torch.zeros(len(feats_list), int(lengths.max()), feats_list[0].shape[1])
         for i, f in enumerate(feats_list):
             feats[i, : len(f)] = f
-        log_post, am, out_lengths = self.acoustic_scores(feats, lengths)
+        log_post, am, out_lengths = self.acoustic_scores(feats, lengths, self._frame_ivectors(ivectors, feats))
         lattice, partial = self._search(utt_ids, am, out_lengths)
         best = rescore_best_paths(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
         paths = read_paths(best, out_lengths.tolist())
@@ -100,6 +111,19 @@ class Decoder:
             timed = self.aligner.timed_words(path, self.md.frame_shift, log_post[i, :n])
             hyps.append(Hypothesis(utt, [self.words.get(w) for w in path.word_ids], timed, utt in partial))
         return hyps, lattice
+
+    def _frame_ivectors(self, rows: list[torch.Tensor] | None, feats: torch.Tensor) -> torch.Tensor | None:
+        """(N, T, D) per-frame i-vectors of padded (N, T, F) ``feats`` (None for a model without them)."""
+        if self.md.ivector is None:
+            return None
+        if rows is None:
+            raise ValueError(f"{self.md.path} takes i-vectors: pass them to decode_batch")
+        from asr.adapt.online import frame_ivectors
+
+        out = torch.zeros(feats.shape[0], feats.shape[1], self.md.ivector.ivector_dim)
+        for i, r in enumerate(rows):
+            out[i] = frame_ivectors(r, self.md.ivector.period, feats.shape[1])
+        return out
 
     def _search(self, utt_ids: list[str], am: torch.Tensor, out_lengths: torch.Tensor) -> tuple[k2.Fsa, set[str]]:
         """Searches without partial paths first; utterances left with no
