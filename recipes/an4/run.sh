@@ -165,7 +165,8 @@ train_ivector_seed() {
 if has ivector && [ $stage -le 8 ] && [ $stop_stage -ge 7 ]; then
   first_seed="${seed_list%% *}"
   log 7 "i-vector extractor (UBM + T) on the training speakers, held-out ones left out; training i-vectors"
-  $asr train-ivector data/train exp/ivector --exclude-utts exp/$model$(sfx $first_seed)/valid_utts.txt
+  $asr train-ivector data/train exp/ivector --exclude-utts exp/$model$(sfx $first_seed)/valid_utts.txt \
+    --config "$conf/ivector.yaml"
   $asr extract-ivectors --extractor-dir exp/ivector data/train exp/ivector/ivectors_train
   pids=() logs=()
   for s in $seed_list; do
