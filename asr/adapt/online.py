@@ -69,7 +69,7 @@ def block_increments(model: IvectorModel, feats: Tensor) -> tuple[Tensor, Tensor
     """Projected statistics of each block of frames (block k ends at frame k*period).
 
     Only the (block, Gaussian) pairs that occur are touched: their counts
-    and first-order statistics, then two sparse products with the
+    and first-order statistics, then two sparse (CSR) products with the
     extractor's packed ``U`` and its ``P`` (float32; a pair reads its
     Gaussian's D(D+1)/2 + F*D numbers, which is most of the cost).
 
@@ -90,14 +90,14 @@ def block_increments(model: IvectorModel, feats: Tensor) -> tuple[Tensor, Tensor
     first = torch.zeros(len(pairs), f).index_add_(0, which, post[keep].unsqueeze(1) * x[frame])
     block, gauss = torch.div(pairs, c, rounding_mode="floor"), pairs % c
     u_packed, p_flat = ext.packed_terms()
+    # The pairs come sorted by (block, Gaussian): CSR rows are blocks, with no sorting to do.
+    row_starts = torch.zeros(num_blocks + 1, dtype=torch.int64)
+    row_starts[1:] = torch.bincount(block, minlength=num_blocks).cumsum(0)
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Sparse.*beta")
-        counts = torch.sparse_coo_tensor(torch.stack([block, gauss]), count, (num_blocks, c))
-        quad = torch.sparse.mm(counts, u_packed)
-        rows = block.repeat_interleave(f)
+        warnings.simplefilter("ignore", UserWarning)  # "sparse CSR support is in beta"
+        quad = torch.sparse_csr_tensor(row_starts, gauss, count, (num_blocks, c)) @ u_packed
         cols = (gauss.unsqueeze(1) * f + torch.arange(f)).reshape(-1)
-        firsts = torch.sparse_coo_tensor(torch.stack([rows, cols]), first.reshape(-1), (num_blocks, c * f))
-        lin = torch.sparse.mm(firsts, p_flat)
+        lin = torch.sparse_csr_tensor(row_starts * f, cols, first.reshape(-1), (num_blocks, c * f)) @ p_flat
     return quad.double(), lin.double(), x.shape[0]
 
 
