@@ -13,7 +13,8 @@ extraction in decoding is measured under the same conditions even on a
 shared machine.
 
     python -m benchmarks.ivector_cost --extractor-dir EXP/ivector --data DATA/test \\
-        [--model-dir EXP/blstm_mmi --graph-dir DATA/lang_tg --decode-config conf/an4/decode.yaml] [--repeats 3]
+        [--model-dir EXP/blstm_mmi --graph-dir DATA/lang_tg --decode-config conf/an4/decode.yaml] [--repeats 3] \\
+        [--dim 50] [--period 20]
 
 Times are the process's CPU time (on one thread it leaves out the time spent
 waiting for a core, the steadier figure on a shared machine) and wall time;
@@ -50,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--graph-dir", help="its graph (default: the model dir's)")
     p.add_argument("--decode-config", default="decode.yaml")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--dim", type=int, help="time an untrained extractor of this i-vector dimension on the same UBM "
+                   "instead (the cost does not depend on T's values)")
+    p.add_argument("--period", type=int, help="time at this period instead of the extractor's")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
 
@@ -58,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     from asr.adapt.train import raw_features
     from asr.features.extract import load_feature_config
 
-    model = IvectorModel.load(args.extractor_dir)
+    model = variant(IvectorModel.load(args.extractor_dir), args.dim, args.period)
     feats = [f for f in raw_features(args.data).values() if len(f)]
     shift = float(load_feature_config(args.data).get("frame_shift", 10.0)) / 1000.0
     audio = sum(len(f) for f in feats) * shift
@@ -89,6 +93,23 @@ def main(argv: list[str] | None = None) -> int:
             line += f"; decoding RTF {summary(dec)}; extraction / decoding {summary(share)}"
         print(line)
     return 0
+
+
+def variant(model, dim: int | None, period: int | None):
+    """The extractor with another i-vector dimension (a random T, :func:`asr.adapt.ivector.init_extractor`) or period."""
+    import dataclasses
+
+    from asr.adapt.ivector import init_extractor
+    from asr.adapt.model import IvectorModel
+
+    cfg = model.config
+    if period:
+        cfg = dataclasses.replace(cfg, online=dataclasses.replace(cfg.online, period=period))
+    extractor = model.extractor
+    if dim and dim != model.ivector_dim:
+        cfg = dataclasses.replace(cfg, extractor=dataclasses.replace(cfg.extractor, ivector_dim=dim))
+        extractor = init_extractor(model.ubm, cfg.extractor)
+    return IvectorModel(cfg, model.transform, model.ubm, extractor, model.info, model.path)
 
 
 def decoding(args: argparse.Namespace) -> tuple[Callable[[], None], float]:
