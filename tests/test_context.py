@@ -117,7 +117,7 @@ class _ScoresAreFeatures(torch.nn.Module):
         self.num_pdfs = num_pdfs
         self.dummy = torch.nn.Parameter(torch.zeros(1))
 
-    def forward(self, feats, lengths):
+    def forward(self, feats, lengths, ivectors=None):
         return feats.log_softmax(-1), lengths
 
 

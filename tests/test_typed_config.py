@@ -36,7 +36,7 @@ def validate_file(path: Path) -> object:
         return parse_config(LangConfig, cfg, where)
     if path.name == "align.yaml":
         return parse_config(AlignConfig, cfg, where)
-    if path.name == "tree.yaml":
+    if path.name.startswith("tree"):
         return tree_config(cfg, where)
     if path.name == "ivector.yaml":
         from asr.adapt.config import IvectorConfig
