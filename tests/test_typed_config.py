@@ -22,7 +22,7 @@ def validate_file(path: Path) -> object:
     from asr.lang.lang_dir import LangConfig
     from asr.training.config import AlignConfig
     from asr.training.registry import parse_train_config
-    from asr.tree.config import tree_config
+    from asr.tree.config import load_tree_config, tree_config
 
     cfg = load_config(path)
     where = str(path)
@@ -37,7 +37,8 @@ def validate_file(path: Path) -> object:
     if path.name == "align.yaml":
         return parse_config(AlignConfig, cfg, where)
     if path.name.startswith("tree"):
-        return tree_config(cfg, where)
+        # a recipe's tree config overrides some of the packaged defaults, as asr build-tree --config does
+        return load_tree_config(path) if path.name != "tree.yaml" else tree_config(cfg, where)
     if path.name == "ivector.yaml":
         from asr.adapt.config import IvectorConfig
 
