@@ -19,8 +19,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                    help="feature YAML (default fbank.yaml; a bare name not found in the working directory is "
                    "one shipped in asr/conf: fbank.yaml, mfcc.yaml)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs (default 1)")
-    p.add_argument("--cmvn", choices=("per-speaker", "per-utterance", "none"), default="per-speaker",
-                   help="CMVN stats per speaker (default), per utterance, or none")
+    p.add_argument("--cmvn", choices=("per-speaker", "per-utterance", "sliding", "none"), default="per-speaker",
+                   help="CMVN stats per speaker (default), per utterance, a sliding window (what streaming "
+                   "recognition uses; options: the config's sliding_cmvn section), or none")
+    p.add_argument("--cmvn-prior", metavar="SRC",
+                   help="with --cmvn sliding: the prior's stats, from the training data dir (or a Kaldi stats "
+                   "matrix / cmvn.scp); default: the data dir's own global stats (right for training data)")
     p.set_defaults(func=run)
 
 
@@ -34,6 +38,13 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nj must be at least 1, got {args.nj}")
     cfg = load_config(args.config)
     validate_feature_config(cfg, str(resolve_config(args.config)))  # errors name the file
+    prior = None
+    if args.cmvn_prior is not None:
+        if args.cmvn != "sliding":
+            raise ConfigError("--cmvn-prior goes with --cmvn sliding")
+        from asr.features.session_cmvn import load_cmvn_stats
+
+        prior = load_cmvn_stats(args.cmvn_prior)
     for data_dir in args.data_dirs:
-        print(compute_features(data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn))
+        print(compute_features(data_dir, args.feat_dir, cfg, nj=args.nj, cmvn=args.cmvn, cmvn_prior=prior))
     return 0

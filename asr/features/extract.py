@@ -29,14 +29,17 @@ from asr.data.datadir import FEATURE_FILES, DataDir, write_int_table
 from asr.errors import AudioError, ConfigError, DataDirError
 from asr.features.ark import read_matrix, write_matrices
 from asr.features.cmvn import apply_cmvn, cmvn_stats
+from asr.features.online_cmvn import SlidingCmvnConfig, sliding_cmvn_for, sliding_record
 from asr.fileio import PathLike, atomic_write_text, write_table
 
 log = logging.getLogger("asr.features.extract")
 
 
-CMVN_TYPES = ("per-speaker", "per-utterance", "none")
+CMVN_TYPES = ("per-speaker", "per-utterance", "sliding", "none")
+#: Keys that say how features are normalised; they do not change the features themselves.
+NORMALISATION_KEYS = ("norm_vars", "cmvn", "sliding_cmvn", "cmvn_prior")
 #: Config keys that are ours and not passed to torchaudio.
-OWN_KEYS = {"type", "sample_rate", "norm_vars", "cmvn"}  # the fields of FeatureConfig
+OWN_KEYS = {"type", "sample_rate", *NORMALISATION_KEYS}  # the fields of FeatureConfig
 #: Kaldi works on int16-range samples; soundfile gives [-1, 1].
 INT16_SCALE = 32768.0
 
@@ -61,8 +64,13 @@ class FeatureConfig:
     type: Literal["fbank", "mfcc"] = option(doc="feature kind (torchaudio.compliance.kaldi.fbank or .mfcc)")
     sample_rate: int = option(doc="Hz; audio at another rate is resampled (with a warning)")
     norm_vars: bool = option(False, "CMVN also normalises variances (Kaldi's apply-cmvn default: means only)")
-    cmvn: Literal["per-speaker", "per-utterance", "none"] | None = option(
+    cmvn: Literal["per-speaker", "per-utterance", "sliding", "none"] | None = option(
         None, "CMVN kind, recorded in a data dir's conf/feats.yaml by asr compute-feats (--cmvn)")
+    sliding_cmvn: SlidingCmvnConfig | None = option(
+        None, "window options of --cmvn sliding (asr/features/online_cmvn.py; null: the defaults)")
+    cmvn_prior: list[list[float]] | None = option(
+        None, "prior of sliding CMVN: the training data's global CMVN stats (Kaldi's 2 rows), recorded by "
+        "asr compute-feats --cmvn sliding")
 
     def check(self, where: str, prefix: str = "") -> None:
         check_range(where, "sample_rate", self.sample_rate > 0, "a positive integer", self.sample_rate)
@@ -132,7 +140,8 @@ def compute_utterance_features(waveform: torch.Tensor, config: dict[str, Any]) -
       ConfigError: for a bad config.
     """
     try:
-        kwargs = _validated_kwargs(tuple(sorted(config.items())))
+        # normalisation keys change nothing here (and sliding_cmvn, cmvn_prior are unhashable)
+        kwargs = _validated_kwargs(tuple(sorted((k, v) for k, v in config.items() if k not in NORMALISATION_KEYS)))
     except TypeError:  # an unhashable (so invalid) value: let the checker name it
         kwargs = validate_feature_config(config)
     fn = _kaldi_function(config["type"])
@@ -195,6 +204,12 @@ def load_features(data_dir: PathLike, norm_vars: bool | None = None) -> Iterator
     kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
     if norm_vars is None:
         norm_vars = bool(cfg.get("norm_vars", False))
+    if kind == "sliding":  # no stats files: each utterance over its own sliding window, with the prior
+        normalise = sliding_cmvn_for({**cfg, "norm_vars": norm_vars}, str(dd.path / "conf" / "feats.yaml"))
+        for utt in dd.utterances:
+            feats = read_matrix(dd.feats_scp[utt], f"{dd.path / 'feats.scp'} '{utt}'")
+            yield utt, normalise(torch.from_numpy(feats))
+        return
     if kind != "none" and dd.cmvn_scp is None:
         raise DataDirError(f"{dd.path / 'cmvn.scp'}: no such file but CMVN type is '{kind}'")
     cache: dict[str, np.ndarray] = {}
@@ -302,6 +317,7 @@ def compute_features(
     config: dict[str, Any],
     nj: int = 1,
     cmvn: str = "per-speaker",
+    cmvn_prior: np.ndarray | None = None,
 ) -> Path:
     """Extracts features of a data dir, Kaldi ``make_fbank.sh`` + ``compute_cmvn_stats.sh`` style.
 
@@ -320,7 +336,10 @@ def compute_features(
       feat_dir: Where the arks go (absolute paths are stored in the scps).
       config: Feature config, e.g. ``asr.config.load_config("fbank.yaml")``.
       nj: Number of parallel jobs (processes).
-      cmvn: ``per-speaker``, ``per-utterance`` or ``none``.
+      cmvn: ``per-speaker``, ``per-utterance``, ``sliding`` or ``none``. ``sliding``
+        writes no stats: ``conf/feats.yaml`` records the window options and the prior.
+      cmvn_prior: The prior of ``sliding`` (the training data's global stats,
+        see :func:`asr.features.online_cmvn.sliding_record`); None: these features' own.
 
     Returns:
       Path of ``data_dir/feats.scp``.
@@ -334,7 +353,8 @@ def compute_features(
     if cmvn not in CMVN_TYPES:
         raise ConfigError(f"cmvn must be one of {', '.join(CMVN_TYPES)}, got '{cmvn}'")
     validate_feature_config(config)
-    config = {k: v for k, v in config.items() if k != "cmvn"}
+    sliding = config.get("sliding_cmvn")
+    config = {k: v for k, v in config.items() if k not in ("cmvn", "sliding_cmvn", "cmvn_prior")}
     dd = DataDir.load(data_dir, require_text=False)
     feat_dir = Path(feat_dir).resolve()
     feat_dir.mkdir(parents=True, exist_ok=True)
@@ -345,10 +365,13 @@ def compute_features(
     num_frames, todo = _reuse_finished_jobs(jobs)
     num_frames.update(_run_jobs(todo, config, f"{config['type']} {dd.name}"))
     index = _read_job_scps(jobs)
-    cmvn_index = _write_cmvn_stats(dd, feat_dir, index, cmvn) if cmvn != "none" else None
+    cmvn_index = _write_cmvn_stats(dd, feat_dir, index, cmvn) if cmvn not in ("none", "sliding") else None
+    record = {"cmvn": cmvn}
+    if cmvn == "sliding":
+        record.update(sliding_record(sliding, index, cmvn_prior, str(dd.path)))
 
     # The data dir's files last: feats.scp appears only when everything exists.
-    save_config({**config, "cmvn": cmvn}, dd.path / "conf" / "feats.yaml")
+    save_config({**config, **record}, dd.path / "conf" / "feats.yaml")
     write_int_table(dd.path / "utt2num_frames", num_frames.items())
     if cmvn_index is not None:
         write_table(dd.path / "cmvn.scp", cmvn_index.items())
