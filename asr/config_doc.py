@@ -187,6 +187,7 @@ def tree_section() -> list[str]:
 
 def render() -> str:
     """The text of docs/CONFIG.md."""
+    from asr.decoding.endpoint import EndpointConfig
     from asr.decoding.search import DecodeConfig
     from asr.lang.lang_dir import LangConfig
     from asr.training.config import AlignConfig, TrainConfig
@@ -202,6 +203,9 @@ def render() -> str:
     lines += models_section()
     lines += section("Decoding (`asr decode` / `asr transcribe --config`, asr/conf/decode.yaml)",
                      "Search beams, priors and the LM-weight sweep.", DecodeConfig)
+    lines += section("Endpointing (`asr transcribe --stream`, `Recognizer.stream`, asr/conf/endpoint.yaml)",
+                     "Kaldi's online2 endpoint rules (asr/decoding/endpoint.py); every rule lists all four keys.",
+                     EndpointConfig)
     lines += section("Alignment (`asr align --config`, asr/conf/align.yaml)",
                      "Forced alignment; a training config's `align_after` uses its own `max_frames` and "
                      "`output_beam`.", AlignConfig)

@@ -8,6 +8,14 @@ Example::
     print(result.text)
     for w in result.words:
         print(w.word, w.start, w.duration, w.confidence)
+
+    stream = rec.stream()              # streaming models (type: lstm or tdnn, sliding CMVN)
+    for chunk in chunks:               # float samples at the model's rate
+        for seg in stream.accept(chunk, 16000):
+            print(seg.start, seg.end, seg.text)
+        print(stream.partial().text)
+    for seg in stream.finish():
+        print(seg.start, seg.end, seg.text)
 """
 
 from __future__ import annotations
@@ -25,8 +33,8 @@ from asr.decoding.ctm import TimedWord
 from asr.decoding.decoder import Decoder
 from asr.decoding.search import decode_config
 from asr.errors import AudioError
-from asr.features.cmvn import apply_cmvn, cmvn_stats
 from asr.features.extract import compute_utterance_features
+from asr.features.session_cmvn import TranscriptionCmvn
 
 log = logging.getLogger("asr.recognizer")
 
@@ -42,31 +50,37 @@ class Transcript:
 class Recognizer:
     """Feature extraction + acoustic model + HLG search, for whole files.
 
-    Features are normalised per utterance (CMVN over the file itself), so a
-    file needs no speaker information.  Long inputs are decoded in one pass;
-    memory grows linearly with length (see README for the limit).
+    CMVN (``cmvn``, asr/features/session_cmvn.py) defaults to the model's
+    own: per utterance (the file's own statistics), per speaker (statistics
+    of the files transcribed since :meth:`new_speaker`, or statistics given
+    to it), sliding window, or none.  :meth:`transcribe` decodes a file in one
+    pass, its memory linear in the length; :meth:`stream` decodes streaming
+    models with bounded memory, cutting segments at endpoints.
     """
 
-    def __init__(self, decoder: Decoder):
+    def __init__(self, decoder: Decoder, cmvn: str | None = None, cmvn_stats=None):
         self.decoder = decoder
         self.feature_config = decoder.md.feature_config
         self.sample_rate = int(self.feature_config["sample_rate"])
         self.norm_vars = bool(self.feature_config.get("norm_vars", False))
+        self.cmvn = TranscriptionCmvn(self.feature_config, cmvn, cmvn_stats, str(decoder.md.path))
         #: Carry i-vector statistics from one transcribe call to the next (one speaker); see ivectors().
         self.ivector_session = False
         self.ivector_state = None
-        if self.feature_config.get("cmvn", "per-utterance") == "per-speaker":
-            log.info("model trained with per-speaker CMVN; transcription normalises per file")
+        self._stream_graph = None
 
     @classmethod
     def from_dir(
         cls, model_dir: str | Path, graph_dir: str | Path | None = None, config: str | Path = "decode.yaml",
-        device: str = "cpu",
+        device: str = "cpu", cmvn: str | None = None, cmvn_stats=None,
     ) -> "Recognizer":
-        """Loads a model dir (and its ``graph/HLG.pt``, or ``graph_dir``'s)."""
+        """Loads a model dir (and its ``graph/HLG.pt``, or ``graph_dir``'s).
+
+        ``cmvn`` and ``cmvn_stats``: see :class:`asr.features.session_cmvn.TranscriptionCmvn`.
+        """
         cfg = decode_config(load_config(config), str(resolve_config(config)))
         decoder = Decoder.from_model_dir(model_dir, cfg.search, graph_dir, cfg.use_priors, device, cfg.prior_scale)
-        return cls(decoder)
+        return cls(decoder, cmvn, cmvn_stats)
 
     def set_ivector_session(self, on: bool = True) -> None:
         """For a model with i-vectors: treat the files of successive :meth:`transcribe` calls as one speaker's.
@@ -93,6 +107,27 @@ class Recognizer:
             self.ivector_state = state
         return rows
 
+    def new_speaker(self, stats=None, key: str | None = None) -> None:
+        """Starts a new per-speaker CMVN session; ``stats`` (an array, a cmvn.scp with ``key``, a stats
+        file, a data dir) are then used for every file instead of the session's own statistics."""
+        self.cmvn.new_speaker(stats, key)
+
+    def stream(self, endpoint: str | Path = "endpoint.yaml", search_interval: float = 0.2):
+        """A new :class:`asr.decoding.streaming.RecognitionStream` (``accept``, ``partial``, ``finish``).
+
+        Args:
+          endpoint: Endpoint rules (a bare name: the packaged asr/conf/endpoint.yaml).
+          search_interval: Seconds of network output searched at a time.
+
+        Raises:
+          ModelDirError: for a model that cannot stream (BLSTM, CNN-LSTM, look-ahead over 0.2 s).
+        """
+        from asr.decoding.streaming import RecognitionStream, endpoint_config, partial_final_graph
+
+        if self._stream_graph is None:
+            self._stream_graph = partial_final_graph(self.decoder.HLG)
+        return RecognitionStream(self.decoder, endpoint_config(str(endpoint)), self._stream_graph, search_interval)
+
     def features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """CMVN-normalised features of a file or a waveform.
 
@@ -100,8 +135,7 @@ class Recognizer:
           AudioError: for unreadable files, or arrays that are empty, not
             1-D/2-D, or hold NaN/Inf.
         """
-        feats = self.raw_features(audio, sample_rate)
-        return apply_cmvn(feats, cmvn_stats(feats), self.norm_vars)
+        return self.cmvn(self.raw_features(audio, sample_rate))
 
     def raw_features(self, audio: str | Path | np.ndarray | torch.Tensor, sample_rate: int | None = None) -> torch.Tensor:
         """Features of a file or a waveform before CMVN (what the i-vector extractor reads); see :meth:`features`."""
@@ -145,7 +179,7 @@ class Recognizer:
           sample_rate: Required for arrays; ignored for files.
         """
         raw = self.raw_features(audio, sample_rate)
-        feats = apply_cmvn(raw, cmvn_stats(raw), self.norm_vars)
+        feats = self.cmvn(raw)
         ivectors = self.ivectors(raw)
         if len(feats) < self.decoder.md.model.subsampling_factor:
             return Transcript("", [])

@@ -34,6 +34,10 @@ def validate_file(path: Path) -> object:
         return validate_feature_config(cfg, where)
     if path.name.startswith("lang"):
         return parse_config(LangConfig, cfg, where)
+    if path.name == "endpoint.yaml":
+        from asr.decoding.endpoint import EndpointConfig
+
+        return parse_config(EndpointConfig, cfg, where)
     if path.name == "align.yaml":
         return parse_config(AlignConfig, cfg, where)
     if path.name.startswith("tree"):
