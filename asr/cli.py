@@ -31,6 +31,7 @@ COMMANDS = {
     "decode": "decode",
     "score": "score",
     "transcribe": "transcribe",
+    "serve": "serve",
 }
 
 
