@@ -87,11 +87,16 @@ def _asr(args: list[str], cwd: Path, log_file: Path) -> None:
 
 
 def prepare_setup(work: Path, corpus: Path, flat_epochs: int | None) -> None:
-    """yesno data/train, data/lang and exp/flat/ali (a flat start's alignments) in ``work``, once."""
-    stamp = work / "setup.done"
-    if stamp.is_file():
+    """yesno data/train, data/lang and exp/flat/ali (a flat start's alignments) in ``work``, once.
+
+    ``work`` is the benchmark's own folder (``<workdir>/setup``): it is emptied
+    when the setup has to be redone (a --tiny setup is not reused for the real run).
+    """
+    stamp, done = work / "setup.done", f"flat-start epochs: {flat_epochs or 'config'}\n"
+    if stamp.is_file() and stamp.read_text() == done:
         return
-    work.mkdir(parents=True, exist_ok=True)
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
     log_file = work / "setup.log"
     conf = ROOT / "conf" / "yesno"
     _asr(["prepare-data", "yesno", str(corpus), "data"], work, log_file)
@@ -102,7 +107,7 @@ def prepare_setup(work: Path, corpus: Path, flat_epochs: int | None) -> None:
     flat = ["train", "--config", str(conf / "flat_start.yaml"), "--data", "data/train", "--lang", "data/lang",
             "--out", "exp/flat"]
     _asr(flat + (["--epochs", str(flat_epochs)] if flat_epochs else []), work, log_file)
-    stamp.write_text("ok\n")
+    stamp.write_text(done)
 
 
 def _renamed(line: str, prefix: str, all_fields: bool) -> tuple[str, str]:
@@ -304,9 +309,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--corpus", default=str(ROOT.parent / "shared" / "corpora" / "yesno"), help="yesno corpus dir")
     p.add_argument("--models", default="tdnn,blstm", help="comma-separated: tdnn, blstm")
     p.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated: {', '.join(VARIANTS)}")
-    p.add_argument("--copies", type=int, default=8, help="copies of the yesno training set (default 8)")
+    # Sized from RESULTS.md's training speeds (2 cores: TDNN ~39k, BLSTM ~26k frames/s) for 20-60 s alone.
+    p.add_argument("--copies", type=int, default=16, help="copies of the yesno training set (default 16, ~290k frames)")
     p.add_argument("--tdnn-epochs", type=int, default=4, help="epochs of each TDNN run (default 4)")
-    p.add_argument("--blstm-epochs", type=int, default=2, help="epochs of each BLSTM run (default 2)")
+    p.add_argument("--blstm-epochs", type=int, default=3, help="epochs of each BLSTM run (default 3)")
     p.add_argument("--tiny", action="store_true", help="smoke test: 1 copy, 1 epoch, 32-unit models, 2-epoch flat start")
     p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "threads.json"), help="JSON output")
     p.add_argument("--write-results", metavar="MD", help="write the table as the Threads section of MD "
@@ -334,7 +340,7 @@ def run(args: argparse.Namespace) -> int:
     bad = [m for m in models if m not in ("tdnn", "blstm")] + [v for v in variants if v not in VARIANTS]
     if bad:
         raise SystemExit(f"benchmarks threads: unknown model(s) or variant(s): {', '.join(bad)}")
-    setup = _setup(args, work)
+    setup = _setup(args, work / "setup")
     configs = training_configs(work, args.tiny)
     epochs = {"tdnn": args.tdnn_epochs, "blstm": args.blstm_epochs}
     setup["epochs"] = {m: epochs[m] for m in models}
@@ -346,7 +352,7 @@ def run(args: argparse.Namespace) -> int:
     runs = {}
     for model in models:
         command = ["train", "--config", str(configs[model]), "--data", setup["data"], "--lang",
-                   str(work / "data" / "lang"), "--ali-dir", setup["ali"], "--epochs", str(epochs[model])]
+                   str(work / "setup" / "data" / "lang"), "--ali-dir", setup["ali"], "--epochs", str(epochs[model])]
         for variant in variants:
             t0 = time.perf_counter()
             print(f"{model} / {variant}: one run alone, then two at once ...", file=sys.stderr, flush=True)
