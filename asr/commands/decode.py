@@ -6,6 +6,14 @@ import argparse
 from pathlib import Path
 
 
+def positive_int(value: str) -> int:
+    """An argparse type: an integer of at least 1."""
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "decode",
@@ -13,7 +21,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Decode a data dir with k2.intersect_dense_pruned over HLG in --nj parallel jobs. Writes "
         "text, ctm and per-job lattices into OUT_DIR; if the data dir has a text file, scores it into OUT_DIR/wer "
         "and prints the %%WER line. --sweep rescored the saved lattices over LM weights and word insertion "
-        "penalties (Kaldi's score.sh); --rescore-graph-dir rescoring them with a bigger LM's G.",
+        "penalties (Kaldi's score.sh); --rescore-graph-dir rescoring them with a bigger LM's G; --nbest N writing "
+        "each utterance's N best distinct word sequences (exact) into OUT_DIR/nbest/{text,ac_cost,lm_cost}. The CTM's "
+        "confidences are lattice word posteriors.",
     )
     p.add_argument("--model-dir", required=True)
     p.add_argument("--graph-dir", help="data/lang_<lm> with HLG.pt (default: the model dir's graph/)")
@@ -28,13 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "i-vectors; default: online per utterance with the model's extractor, as asr transcribe")
     p.add_argument("--sweep", action="store_true", help="sweep LM weight and word penalty over the lattices")
     p.add_argument("--rescore-graph-dir", help="rescore lattices with this dir's G.pt (e.g. a trigram)")
+    p.add_argument("--nbest", type=positive_int, metavar="N",
+                   help="write the N best word sequences of each utterance (exact, from the decode lattices, at the "
+                   "decode config's scales) to OUT_DIR/nbest: text (UTT-n lines), ac_cost, lm_cost")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from asr.config import load_config
     from asr.data.batching import split_jobs
-    from asr.decoding.decode_dir import decode_data_dir, rescore_text, sweep
+    from asr.decoding.decode_dir import decode_data_dir, rescore_text, sweep, write_nbest
     from asr.data.datadir import DataDir
     from asr.fileio import atomic_write_text
     from asr.lang.fsa_io import load_fsa
@@ -57,6 +70,9 @@ def run(args: argparse.Namespace) -> int:
     nj = len(split_jobs(dd.utterances, args.nj))
     words = SymbolTable.read(Path(args.model_dir) / "lang" / "words.txt")
     ref = dd.path / "text"
+    if args.nbest:
+        nbest_dir = write_nbest(out, nj, words, args.nbest, typed.search.word_penalty)
+        print(f"{args.nbest}-best lists in {nbest_dir}")
     if args.rescore_graph_dir:
         G_path = Path(args.rescore_graph_dir) / "G.pt"
         acoustic_scale = typed.search.acoustic_scale

@@ -1,10 +1,11 @@
-"""Word timings and confidences from a best path."""
+"""Word timings from a best path, and CTM lines.
+
+Confidences come from :mod:`asr.decoding.confidence` (lattice word posteriors).
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-import torch
 
 from asr.decoding.search import PathInfo
 from asr.lang.lang_dir import LangDir
@@ -63,22 +64,22 @@ class WordAligner:
             k += len(match)
         return out
 
-    def timed_words(self, path: PathInfo, frame_shift: float, log_post: torch.Tensor | None) -> list[TimedWord]:
+    def timed_words(
+        self, segments: list[tuple[int, int, int]], frame_shift: float, confidences: list[float] | None = None
+    ) -> list[TimedWord]:
         """Words with times in seconds and a confidence in [0, 1].
 
-        The confidence is the mean network posterior of the path's pdf over
-        the word's frames (1.0 when posteriors are not given).
+        Args:
+          segments: :meth:`segments` of a best path.
+          frame_shift: Seconds per (output) frame.
+          confidences: One per segment, e.g. lattice word posteriors
+            (:func:`asr.decoding.confidence.word_confidences`); 1.0 each when not given.
         """
-        out = []
-        for start, dur, w in self.segments(path):
-            conf = 1.0
-            if log_post is not None and dur > 0:
-                frames = torch.arange(start, min(start + dur, len(path.frame_pdfs)))
-                if len(frames):
-                    pdfs = torch.tensor([path.frame_pdfs[f] - 1 for f in frames.tolist()])
-                    conf = float(log_post[frames, pdfs].exp().mean())
-            out.append(TimedWord(self.lang.words.get(w), start * frame_shift, dur * frame_shift, conf))
-        return out
+        confs = confidences if confidences is not None else [1.0] * len(segments)
+        return [
+            TimedWord(self.lang.words.get(w), start * frame_shift, dur * frame_shift, conf)
+            for (start, dur, w), conf in zip(segments, confs, strict=True)
+        ]
 
 
 def ctm_line(utt: str, w: TimedWord) -> str:

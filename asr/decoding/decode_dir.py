@@ -7,6 +7,7 @@ Output (Kaldi's ``exp/<model>/decode_<set>_<lm>/`` layout)::
     ctm            word CTM with confidences
     wer            %WER / %SER at the decoding settings (when the data has text)
     scoring/       one WER file per LM weight and penalty (--sweep), best_wer
+    nbest/         --nbest N: text (UTT-n hypotheses), ac_cost, lm_cost (asr.decoding.nbest)
 
 A job whose three outputs exist is not redone, so a killed decode rerun
 redoes only the unfinished jobs.
@@ -199,3 +200,37 @@ def rescore_text(out: Path, nj: int, words, G_path: Path, acoustic_scale: float,
         for u, w in zip(utts, best_words(rescore_with_lm(lat, G), 1.0, 0.0, acoustic_scale, words)):
             lines.append(f"{u} {' '.join(w)}".rstrip() + "\n")
     atomic_write_text(dest, "".join(sorted(lines, key=lambda l: l.split(" ", 1)[0].rstrip("\n").encode())))
+
+
+def write_nbest(out: Path, nj: int, words, n: int, word_penalty: float, dest: Path | None = None) -> Path:
+    """Writes the saved lattices' exact n-best lists (:mod:`asr.decoding.nbest`) as Kaldi does.
+
+    ``dest`` (default ``out/nbest``) gets ``text`` (``UTT-1 words ...``, the
+    hypotheses of each utterance best first, utterances in C order), and
+    ``ac_cost`` and ``lm_cost`` (``UTT-n cost``: the best alignment's
+    unscaled acoustic cost and graph cost, as Kaldi's ``nbest-to-linear``
+    writes them).  Hypotheses are ranked by the decode's score, the lattices'
+    acoustic scale with LM weight 1 and ``word_penalty``: ``-(acoustic_scale *
+    ac_cost + lm_cost + word_penalty * words)``.
+
+    Returns:
+      The n-best dir.
+    """
+    from asr.decoding.nbest import nbest_lists
+
+    dest = dest or out / "nbest"
+    lists: dict[str, list] = {}
+    for utts, lat, acoustic_scale in load_lattices(out, nj):
+        for u, entries in zip(utts, nbest_lists(lat, n, 1.0, word_penalty, acoustic_scale)):
+            lists[u] = entries
+    text, ac, lm = [], [], []
+    for u in sorted(lists, key=str.encode):
+        for k, e in enumerate(lists[u], 1):
+            key = f"{u}-{k}"
+            text.append(f"{key} {' '.join(words.get(w) for w in e.word_ids)}".rstrip() + "\n")
+            ac.append(f"{key} {e.ac_cost:.4f}\n")
+            lm.append(f"{key} {e.lm_cost:.4f}\n")
+    atomic_write_text(dest / "text", "".join(text))
+    atomic_write_text(dest / "ac_cost", "".join(ac))
+    atomic_write_text(dest / "lm_cost", "".join(lm))
+    return dest

@@ -10,8 +10,9 @@ import k2
 import torch
 
 from asr.data.batching import length_batches
+from asr.decoding.confidence import LexiconIndex, word_confidences
 from asr.decoding.ctm import TimedWord, WordAligner
-from asr.decoding.search import SearchConfig, prepare_hlg, read_paths, rescore_best_paths, search
+from asr.decoding.search import SearchConfig, decode_scores, prepare_hlg, read_paths, rescore_best_paths, search
 from asr.errors import ModelDirError
 from asr.lang.fsa_io import load_fsa
 from asr.lang.k2fsa import arc_splits
@@ -55,6 +56,7 @@ class Decoder:
             log.info("%s has no priors: decoding its outputs as log-likelihoods", md.path)
         warn_decode_scale(md, cfg)
         self.aligner = WordAligner(md.lang)
+        self.lexicon = LexiconIndex.build(self.aligner.prons, self.aligner.silence)
         self.device = next(md.model.parameters()).device
         self.words = md.lang.words
 
@@ -105,10 +107,12 @@ class Decoder:
         lattice, partial = self._search(utt_ids, am, out_lengths)
         best = rescore_best_paths(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
         paths = read_paths(best, out_lengths.tolist())
+        segments = [self.aligner.segments(p) for p in paths]
+        scores = decode_scores(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
+        confidences = word_confidences(lattice, scores, paths, segments, self.lexicon, log_post, utt_ids)
         hyps = []
         for i, (utt, path) in enumerate(zip(utt_ids, paths)):
-            n = int(out_lengths[i])
-            timed = self.aligner.timed_words(path, self.md.frame_shift, log_post[i, :n])
+            timed = self.aligner.timed_words(segments[i], self.md.frame_shift, confidences[i])
             hyps.append(Hypothesis(utt, [self.words.get(w) for w in path.word_ids], timed, utt in partial))
         return hyps, lattice
 
