@@ -16,7 +16,7 @@ class TimedWord:
     word: str
     start: float  # seconds
     duration: float  # seconds
-    confidence: float
+    confidence: float  # in [0, 1]: the lattice word posterior (asr.decoding.confidence)
 
 
 class WordAligner:
