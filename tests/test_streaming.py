@@ -204,6 +204,22 @@ def test_search_restarts_at_endpoints_keep_memory_bounded(recognizer, test_wavs,
     assert len(" ".join(s.text for s in segs).split()) >= 5 * 6  # most of the 40 words survive the cuts
 
 
+def test_a_per_utterance_model_streams_with_one_warning(yesno, test_wavs, caplog):
+    """yesno's TDNN has exactly 0.2 s of right context (20 frames), the most a streaming model may have."""
+    from asr.decoding import streaming
+
+    rec = asr.Recognizer.from_dir(yesno.model_dir)
+    streaming._WARNED.discard(str(rec.decoder.md.path))  # other tests may have streamed this model already
+    with caplog.at_level(logging.WARNING, logger="asr"):
+        streams = [rec.stream(), rec.stream()]
+    assert streams[0].lookahead == pytest.approx(0.2)
+    warned = [r for r in caplog.records if "streaming normalises with a sliding window" in r.getMessage()]
+    assert len(warned) == 1 and "per-utterance" in warned[0].getMessage()
+    wave, rate = sf.read(test_wavs[0], dtype="float32")
+    segs, _ = feed(streams[0], wave, rate)
+    assert set(" ".join(s.text for s in segs).split()) <= {"YES", "NO"}
+
+
 def test_bad_chunks_give_one_line_errors(recognizer, test_wavs):
     wave, rate = sf.read(test_wavs[0], dtype="float32")
     stream = recognizer.stream()

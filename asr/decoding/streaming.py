@@ -42,6 +42,8 @@ log = logging.getLogger("asr.decoding.streaming")
 
 #: Most look-ahead (model right context plus CMVN window look-ahead) a streaming model may have, in seconds.
 MAX_LOOKAHEAD = 0.2
+#: Model dirs already warned about streaming with a CMVN they were not trained with.
+_WARNED: set[str] = set()
 
 
 def endpoint_config(path: str = "endpoint.yaml") -> EndpointConfig:
@@ -136,7 +138,8 @@ def stream_normaliser(feature_config: dict, dim: int, where: str) -> SlidingCmvn
     if kind == "none":
         return _Identity(dim)  # type: ignore[return-value]
     cfg = sliding_config(feature_config, where)
-    if kind != "sliding":
+    if kind != "sliding" and where not in _WARNED:
+        _WARNED.add(where)  # once per model, not once per stream (a server opens many)
         log.warning("%s was trained with %s CMVN; streaming normalises with a sliding window "
                     "(train with asr compute-feats --cmvn sliding to match)", where, kind)
     norm_vars = bool(feature_config.get("norm_vars", False))
