@@ -493,15 +493,7 @@ class MmiCriterion(_MmiBase):
 
     def alignments(self, out_lengths: torch.Tensor, batch: Batch) -> list[torch.Tensor | None]:
         assert batch.alignments is not None, "MMI training needs alignments"
-        out = []
-        for ali, n in zip(batch.alignments, out_lengths.tolist()):
-            if len(ali) != n:
-                try:
-                    ali = perturb_alignment(ali, n)
-                except ValueError:
-                    ali = None
-            out.append(ali)
-        return out
+        return fit_alignments(batch.alignments, out_lengths)
 
     def __call__(self, log_probs: torch.Tensor, out_lengths: torch.Tensor, batch: Batch) -> LossOutput:
         alis = self.alignments(out_lengths, batch)
@@ -524,6 +516,19 @@ class MmiCriterion(_MmiBase):
                     ref = self.pdf2phone[a]
                     extra[i, : len(a)] = self.boost * (col_phone[None, :] != ref[:, None]).float()
         return self.loss(scores, out_lengths, num, extra, output=log_probs)
+
+
+def fit_alignments(alignments: list[torch.Tensor], out_lengths: torch.Tensor) -> list[torch.Tensor | None]:
+    """Each alignment stretched to its utterance's output length (None where it cannot be fitted)."""
+    out: list[torch.Tensor | None] = []
+    for ali, n in zip(alignments, out_lengths.tolist()):
+        if len(ali) != n:
+            try:
+                ali = perturb_alignment(ali, n)
+            except ValueError:
+                ali = None
+        out.append(ali)
+    return out
 
 
 def make_sequence_criterion(

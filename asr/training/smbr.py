@@ -54,13 +54,13 @@ import torch
 
 from asr.lang.k2fsa import dense_fsa_vec
 from asr.lang.lang_dir import LangDir
-from asr.training.augment import perturb_alignment
 from asr.training.config import ALIGNMENT_BEAM, SmbrOptions
 from asr.training.criteria import LossOutput
 from asr.training.data import Batch
 from asr.training.lfmmi import (
     _MmiBase,
     compose_denominator,
+    fit_alignments,
     options_from_mapping,
     phone_lm_fsa,
     phones_from_alignments,
@@ -154,15 +154,7 @@ class SmbrCriterion(_MmiBase):
     def alignments(self, out_lengths: torch.Tensor, batch: Batch) -> list[torch.Tensor | None]:
         """Each utterance's alignment at the output length (None where it cannot be fitted)."""
         assert batch.alignments is not None, "sMBR training needs alignments"
-        out: list[torch.Tensor | None] = []
-        for ali, n in zip(batch.alignments, out_lengths.tolist()):
-            if len(ali) != n:
-                try:
-                    ali = perturb_alignment(ali, n)
-                except ValueError:
-                    ali = None
-            out.append(ali)
-        return out
+        return fit_alignments(batch.alignments, out_lengths)
 
     def lattice(self, scores: torch.Tensor, lengths: torch.Tensor) -> k2.Fsa:
         """The denominator lattice of (N, T, S) scores, with :data:`SEQFRAME` on its arcs."""
