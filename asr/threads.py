@@ -16,9 +16,14 @@ the machine is shared:
   :func:`bound_openmp_spinning` runs first thing in ``asr.cli.main``.
 * **Intra-op threads**, chosen by :func:`choose_threads`: an explicit
   ``--threads`` (or config ``threads``) wins, then the user's
-  ``OMP_NUM_THREADS``, then the command's own per-job count (decoding: 1),
-  then one thread per job when the command runs ``nj`` > 1 jobs at once,
-  else ``min(cores, MAX_AUTO_THREADS)``.
+  ``OMP_NUM_THREADS``, then :data:`DEFAULT_THREADS`: one thread per process,
+  for every command and any number of jobs. This is Kaldi's convention (its
+  nnet3 trainers and decoders are single-threaded per job), and the one
+  measured to degrade gracefully: two one-thread trainings on two cores each
+  run at 1.0-1.2x the time of one alone, while two-thread ones ran up to 18x
+  slower (benchmarks/RESULTS.md, "Threads"). It also makes results
+  independent of the machine's core count. On an idle machine a TDNN trains
+  about 1.2x faster on two threads; ask for them with ``--threads``.
 
 The thread count is part of the arithmetic (reductions split over threads
 round differently), so results are bit-identical only at the same count.
@@ -43,8 +48,8 @@ SPIN_VARIABLES = ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")
 BOUNDED_SPINCOUNT = "10000"
 #: libgomp's spin count when neither variable is set (``libgomp/env.c``); the old behaviour.
 LIBGOMP_DEFAULT_SPINCOUNT = "300000"
-#: Most threads the automatic choice gives one job: small models gain nothing from more.
-MAX_AUTO_THREADS = 8
+#: Torch threads per process when neither ``--threads`` nor ``OMP_NUM_THREADS`` says otherwise.
+DEFAULT_THREADS = 1
 
 
 @dataclass(frozen=True)
@@ -94,26 +99,15 @@ def parse_omp_num_threads(value: str | None) -> int | None:
     return int(first) if first.isdigit() and int(first) >= 1 else None
 
 
-def choose_threads(
-    requested: int | None,
-    nj: int,
-    cores: int,
-    environ: Mapping[str, str],
-    per_job_default: int | None = None,
-) -> ThreadChoice:
-    """The intra-op thread count of each of a command's ``nj`` concurrent jobs.
+def choose_threads(requested: int | None, environ: Mapping[str, str]) -> ThreadChoice:
+    """The intra-op thread count of one process of a command.
 
     Args:
       requested: ``--threads`` (or the config's ``threads``); wins when given.
-      nj: How many jobs of this command run at once (``--nj``; DDP processes).
-      cores: CPUs the process may use (:func:`usable_cores`).
       environ: The environment; a valid ``OMP_NUM_THREADS`` comes second.
-      per_job_default: The command's own count when nothing is asked for
-        (decoding: 1, so hypotheses and lattices do not depend on the machine).
 
     Returns:
-      ``requested``; else ``OMP_NUM_THREADS``; else ``per_job_default``; else 1
-      when ``nj > 1``; else ``min(cores, MAX_AUTO_THREADS)``.
+      ``requested``; else ``OMP_NUM_THREADS``; else :data:`DEFAULT_THREADS`.
     """
     if requested is not None:
         if requested < 1:
@@ -122,34 +116,21 @@ def choose_threads(
     from_env = parse_omp_num_threads(environ.get("OMP_NUM_THREADS"))
     if from_env is not None:
         return ThreadChoice(from_env, "OMP_NUM_THREADS")
-    if per_job_default is not None:
-        return ThreadChoice(per_job_default, "this command's default per job")
-    if nj > 1:
-        return ThreadChoice(1, f"one per job, {nj} jobs at once")
-    return ThreadChoice(min(cores, MAX_AUTO_THREADS), f"min({cores} cores, {MAX_AUTO_THREADS})")
+    return ThreadChoice(DEFAULT_THREADS, "the default, one per process; --threads N for more")
 
 
-def local_processes(environ: Mapping[str, str] | None = None) -> int:
-    """Processes of this job on this machine: torchrun's ``LOCAL_WORLD_SIZE``, else 1."""
-    env = os.environ if environ is None else environ
-    value = env.get("LOCAL_WORLD_SIZE", "1")
-    return int(value) if value.isdigit() and int(value) >= 1 else 1
-
-
-def resolve_threads(requested: int | None = None, nj: int = 1, per_job_default: int | None = None,
-                    what: str = "") -> ThreadChoice:
-    """:func:`choose_threads` for this process (its cores and environment), logged at INFO."""
-    choice = choose_threads(requested, nj, usable_cores(), os.environ, per_job_default)
-    per_job = " per job" if nj > 1 or per_job_default is not None else ""
-    log.info("%s%d torch thread(s)%s (%s); OpenMP spinning: %s", f"{what}: " if what else "",
-             choice.threads, per_job, choice.reason, spin_policy())
+def resolve_threads(requested: int | None = None, what: str = "") -> ThreadChoice:
+    """:func:`choose_threads` for this process's environment, logged once at INFO."""
+    choice = choose_threads(requested, os.environ)
+    log.info("%s%d torch thread(s) (%s); OpenMP spinning: %s", f"{what}: " if what else "",
+             choice.threads, choice.reason, spin_policy())
     return choice
 
 
-def set_torch_threads(requested: int | None = None, nj: int = 1, what: str = "") -> ThreadChoice:
+def set_torch_threads(requested: int | None = None, what: str = "") -> ThreadChoice:
     """Chooses this process's thread count (:func:`resolve_threads`) and gives it to torch."""
     import torch
 
-    choice = resolve_threads(requested, nj, None, what)
+    choice = resolve_threads(requested, what)
     torch.set_num_threads(choice.threads)
     return choice

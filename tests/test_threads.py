@@ -10,32 +10,24 @@ import pytest
 
 from asr.errors import ConfigError
 from asr.threads import (
-    BOUNDED_SPINCOUNT, MAX_AUTO_THREADS, bound_openmp_spinning, choose_threads, local_processes,
-    parse_omp_num_threads, usable_cores,
+    BOUNDED_SPINCOUNT, DEFAULT_THREADS, bound_openmp_spinning, choose_threads, parse_omp_num_threads,
 )
 
 
-@pytest.mark.parametrize("cores, expected", [(1, 1), (2, 2), (6, 6), (64, MAX_AUTO_THREADS)])
-def test_one_job_gets_the_cores_up_to_the_cap(cores, expected):
-    assert choose_threads(None, 1, cores, {}).threads == expected
+def test_default_is_one_thread_per_process():
+    choice = choose_threads(None, {})
+    assert choice.threads == DEFAULT_THREADS == 1
+    assert "default" in choice.reason
 
 
-@pytest.mark.parametrize("nj", [2, 4, 40])
-def test_concurrent_jobs_get_one_thread_each(nj):
-    choice = choose_threads(None, nj, 16, {})
-    assert choice.threads == 1
-    assert f"{nj} jobs" in choice.reason
-
-
-def test_explicit_option_wins_over_environment_and_jobs():
-    choice = choose_threads(3, 4, 2, {"OMP_NUM_THREADS": "1"}, per_job_default=1)
+def test_explicit_option_wins_over_environment():
+    choice = choose_threads(3, {"OMP_NUM_THREADS": "1"})
     assert (choice.threads, choice.reason) == (3, "--threads")
 
 
-def test_omp_num_threads_wins_over_the_automatic_choice():
-    assert choose_threads(None, 1, 16, {"OMP_NUM_THREADS": "1"}).threads == 1
-    assert choose_threads(None, 4, 16, {"OMP_NUM_THREADS": "2"}).threads == 2
-    assert choose_threads(None, 1, 2, {"OMP_NUM_THREADS": "3"}, per_job_default=1).threads == 3
+def test_omp_num_threads_wins_over_the_default():
+    assert choose_threads(None, {"OMP_NUM_THREADS": "2"}).threads == 2
+    assert choose_threads(None, {"OMP_NUM_THREADS": "2"}).reason == "OMP_NUM_THREADS"
 
 
 @pytest.mark.parametrize("value, parsed", [("4", 4), (" 2 ", 2), ("4,2", 4), ("0", None), ("-1", None),
@@ -43,18 +35,12 @@ def test_omp_num_threads_wins_over_the_automatic_choice():
 def test_omp_num_threads_values(value, parsed):
     assert parse_omp_num_threads(value) == parsed
     env = {} if value is None else {"OMP_NUM_THREADS": value}
-    assert choose_threads(None, 1, 5, env).threads == (parsed or 5)
-
-
-def test_a_command_default_per_job_beats_the_automatic_choice():
-    # decoding: one thread per job whatever the number of jobs and cores
-    for nj, cores in ((1, 2), (1, 32), (3, 32)):
-        assert choose_threads(None, nj, cores, {}, per_job_default=1).threads == 1
+    assert choose_threads(None, env).threads == (parsed or DEFAULT_THREADS)
 
 
 def test_zero_threads_is_a_config_error():
     with pytest.raises(ConfigError, match="--threads must be at least 1, got 0"):
-        choose_threads(0, 1, 2, {})
+        choose_threads(0, {})
 
 
 def test_spinning_is_bounded_unless_the_user_set_a_policy():
@@ -65,13 +51,6 @@ def test_spinning_is_bounded_unless_the_user_set_a_policy():
         env = dict(user)
         assert bound_openmp_spinning(env) == {}
         assert env == user
-
-
-def test_local_processes_from_torchrun():
-    assert local_processes({}) == 1
-    assert local_processes({"LOCAL_WORLD_SIZE": "2"}) == 2
-    assert local_processes({"LOCAL_WORLD_SIZE": "x"}) == 1
-    assert choose_threads(None, local_processes({"LOCAL_WORLD_SIZE": "2"}), 8, {}).threads == 1
 
 
 # The real entry point (the `asr` script is asr.cli:main) in a child; then torch's thread count.
@@ -98,10 +77,9 @@ def _run_cli(tmp_path, args: list[str], **env_changes: str) -> tuple[str, str]:
 
 def test_cli_bounds_spinning_before_torch_loads_and_applies_the_policy(tmp_path):
     child, err = _run_cli(tmp_path, [])
-    auto = min(usable_cores(), MAX_AUTO_THREADS)
-    assert child == f"CHILD rc=1 threads={auto}"  # rc 1: the missing model dir
+    assert child == f"CHILD rc=1 threads={DEFAULT_THREADS}"  # rc 1: the missing model dir
     assert f"GOMP_SPINCOUNT = '{BOUNDED_SPINCOUNT}'" in err  # libgomp read it: set before torch loaded
-    assert f"transcribe: {auto} torch thread(s) (min(" in err
+    assert f"transcribe: {DEFAULT_THREADS} torch thread(s) (the default" in err
     assert f"OpenMP spinning: GOMP_SPINCOUNT={BOUNDED_SPINCOUNT}" in err
 
 

@@ -25,7 +25,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "i-vectors; default: online per utterance with the model's extractor")
     p.add_argument("--config", default="align.yaml", help="alignment options (default align.yaml, shipped in asr/conf)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
-                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
+                   "else 1; see asr/threads.py). Results are bit-identical only at the same thread count")
     p.set_defaults(func=run)
 
 

@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lang-out", metavar="DIR", help="also write a copy of --lang with the tree in it (pdfs = leaves), "
                    "for context-dependent graphs and training, e.g. data/lang_tree500")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
-                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
+                   "else 1; see asr/threads.py). Results are bit-identical only at the same thread count")
     p.add_argument("--show", metavar="TREE", help="print a tree file (or a dir holding tree.yaml) and exit")
     p.set_defaults(func=run, parser=p)
 

@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     typed = decode_config(cfg, str(resolve_config(args.config)))  # checks keys and types; defaults filled in
     out = Path(args.out_dir)
-    threads = resolve_threads(args.threads, args.nj, per_job_default=1, what="decode").threads
+    threads = resolve_threads(args.threads, what="decode").threads
     text = decode_data_dir(args.model_dir, args.data_dir, out, cfg, args.graph_dir, args.nj, threads,
                            args.ivector_dir)
     dd = DataDir.load(args.data_dir, require_text=False)

@@ -30,8 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, help="training seed: initial weights, batch order, dropout, SpecAugment "
                    "(overrides the config; the held-out speakers follow valid_seed, not this)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (overrides the config's 'threads'; "
-                   "default: OMP_NUM_THREADS if set, else one per torchrun process on this machine, else "
-                   "min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
+                   "default: OMP_NUM_THREADS if set, else 1 per process; see asr/threads.py). Results are bit-identical only at the same thread count")
     p.set_defaults(func=run)
 
 

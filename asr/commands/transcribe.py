@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
     p.add_argument("--ctm", action="store_true", help="print word CTM lines (file 1 start dur word conf) instead")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
-                   "else min(cores, 8); see asr/threads.py). Results are bit-identical only at the same thread count")
+                   "else 1; see asr/threads.py). Results are bit-identical only at the same thread count")
     p.add_argument("--cmvn", choices=("per-utterance", "per-speaker", "sliding", "none"),
                    help="CMVN (default: the model's own). per-speaker: statistics of all files of this run so far "
                    "(one speaker), or --cmvn-stats")

@@ -88,7 +88,7 @@ class TrainConfig:
     valid_fraction: float = option(0.1, "fraction of the speakers held out to validate (at least one)")
     valid_seed: int = option(0, "seed choosing the held-out speakers (independent of seed)")
     seed: int = option(0, "training seed: initial weights, batch order, dropout, SpecAugment")
-    threads: int | None = option(None, "torch intra-op threads (null: OMP_NUM_THREADS if set, else min(cores, 8); asr/threads.py)")
+    threads: int | None = option(None, "torch intra-op threads (null: OMP_NUM_THREADS if set, else 1; asr/threads.py)")
     device: str = option("cpu", "cpu or cuda")
     average_last: int = option(1, "average the weights of the last N epochs' checkpoints")
     align_after: bool = option(False, "align the training data into <out>/ali after training")

@@ -36,9 +36,9 @@ def set_threads(threads: int | None) -> None:
     threads round differently, so only runs at the same count (on the same
     CPU model) give bit-identical weights.
     """
-    from asr.threads import local_processes, set_torch_threads
+    from asr.threads import set_torch_threads
 
-    set_torch_threads(threads, nj=local_processes(), what="train")
+    set_torch_threads(threads, what="train")
 
 
 def add_file_log(out_dir: Path) -> logging.Handler:
