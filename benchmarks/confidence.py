@@ -13,17 +13,22 @@ reference word):
 Figures: normalised cross entropy (NCE, NIST's; confidences clipped to
 ``[1e-4, 1 - 1e-4]``), ROC AUC (the probability that a correct word gets a
 higher confidence than an incorrect one, ties counted half) and the mean
-confidence of correct and of incorrect words.  ``--output-beams`` decodes
-again at other lattice beams (the 1-best is the same; the lattices, and so
-the posteriors, are wider).  ``--calibrate-on SET`` also fits, per confidence,
-a logistic map ``sigmoid(a * logit(c) + b)`` on another data dir (Kaldi's
-``steps/conf`` calibrates on a dev set in the same way) and reports the test
-NCE after it; the map is monotone, so it leaves the AUC as it is.
+confidence of correct and of incorrect words.
+
+The lattice posteriors are computed at each ``--scales`` value (the decode
+config's ``confidence_scale``: the decode scores times it before the
+forward-backward, which flattens sharp lattices), and so is an n-best MBR
+hypothesis (:func:`asr.decoding.nbest.mbr_choice`). The scale is chosen on
+the held-out set ``--tune-on`` (highest raw NCE) and the test set is reported
+once at it, beside scale 1 and the old confidence. A logistic map
+``sigmoid(a * logit(c) + b)`` fitted on the held-out set (Kaldi's
+``steps/conf`` calibrates on a dev set in the same way) gives the test NCE
+after calibration; the map is monotone, so it leaves the AUC as it is.
 
 Usage, from the repository root, after an AN4 recipe run::
 
-    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python -m benchmarks.confidence --workdir /tmp/an4_s3 \
-        --model blstm_mmi --lm tg [--output-beams 7,14] [--calibrate-on valid] [--write-results benchmarks/RESULTS.md]
+    OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.confidence --workdir WORK --model blstm_mmi_tree200 \
+        --graph lang_tree200_tg --tune-graph lang_tree200_tg_tune [--write-results benchmarks/RESULTS.md]
 """
 
 from __future__ import annotations
@@ -91,21 +96,24 @@ def hypothesis_correctness(ref: dict[str, list[str]], hyp: dict[str, list[str]])
 
 
 def decode_with_confidences(model_dir: Path, graph_dir: Path, data_dir: Path, config: Path,
-                            output_beam: float | None = None) -> tuple[dict, int]:
-    """Decodes ``data_dir``; per utterance its words and both confidences, and the lattices' arcs in all."""
+                            output_beam: float | None, scales: list[float], nbest: int) -> tuple[dict, int]:
+    """Decodes ``data_dir`` once; per utterance its words, the old confidence and, per confidence scale,
+    the lattice word posteriors and the n-best MBR words. Also the lattices' arcs in all."""
     from dataclasses import replace
 
     import torch
 
     from asr.config import load_config, resolve_config
-    from asr.decoding.confidence import mean_frame_posteriors
+    from asr.decoding.confidence import mean_frame_posteriors, word_confidences
     from asr.decoding.decoder import Decoder
-    from asr.decoding.search import decode_config, read_paths, rescore_best_paths
+    from asr.decoding.nbest import mbr_choice, nbest_lists
+    from asr.decoding.search import decode_config, decode_scores, read_paths, rescore_best_paths
     from asr.features.extract import load_features
 
     cfg = decode_config(load_config(config), str(resolve_config(config)))
     search = cfg.search if output_beam is None else replace(cfg.search, output_beam=output_beam)
     decoder = Decoder.from_model_dir(model_dir, search, graph_dir, cfg.use_priors, "cpu", cfg.prior_scale)
+    ac, wp = decoder.cfg.acoustic_scale, decoder.cfg.word_penalty
     items = list(load_features(data_dir))
     out: dict[str, dict] = {}
     arcs = 0
@@ -113,21 +121,26 @@ def decode_with_confidences(model_dir: Path, graph_dir: Path, data_dir: Path, co
         utts, feats = [items[i][0] for i in idx], [items[i][1] for i in idx]
         hyps, lattice = decoder.decode_batch(utts, feats)
         arcs += lattice.num_arcs
-        # The old confidence needs the network posteriors and the best paths again.
         lengths = torch.tensor([len(f) for f in feats])
         padded = torch.zeros(len(feats), int(lengths.max()), feats[0].shape[1])
         for i, f in enumerate(feats):
             padded[i, : len(f)] = f
         log_post, _, out_lengths = decoder.acoustic_scores(padded, lengths)
-        best = rescore_best_paths(lattice, 1.0, decoder.cfg.word_penalty, decoder.cfg.acoustic_scale)
-        for i, (hyp, path) in enumerate(zip(hyps, read_paths(best, out_lengths.tolist()))):
-            segments = decoder.aligner.segments(path)
-            assert [decoder.words.get(w) for _, _, w in segments] == hyp.words, hyp.utt_id
-            out[hyp.utt_id] = {
-                "words": hyp.words,
-                "lattice": [w.confidence for w in hyp.timed_words],
-                "frame": mean_frame_posteriors(path, segments, log_post[i, : path.num_frames]),
-            }
+        paths = read_paths(rescore_best_paths(lattice, 1.0, wp, ac), out_lengths.tolist())
+        segments = [decoder.aligner.segments(path) for path in paths]
+        scores = decode_scores(lattice, 1.0, wp, ac)
+        per_scale = {sc: word_confidences(lattice, sc * scores, paths, segments, decoder.lexicon, log_post, utts)
+                     for sc in scales}
+        lists = nbest_lists(lattice, nbest, 1.0, wp, ac)
+        for i, (hyp, path) in enumerate(zip(hyps, paths)):
+            assert [decoder.words.get(w) for _, _, w in segments[i]] == hyp.words, hyp.utt_id
+            entry = {"words": hyp.words,
+                     "frame": mean_frame_posteriors(path, segments[i], log_post[i, : path.num_frames])}
+            for sc in scales:
+                entry[f"lattice@{sc:g}"] = per_scale[sc][i]
+                pick = mbr_choice(lists[i], sc)
+                entry[f"mbr@{sc:g}"] = [decoder.words.get(w) for w in lists[i][pick].word_ids] if pick >= 0 else []
+            out[hyp.utt_id] = entry
     return out, arcs
 
 
@@ -206,54 +219,76 @@ def figures(conf: list[float], correct: list[bool]) -> dict:
     }
 
 
-def calibration(decoded: dict, ref: dict[str, list[str]], held_out: tuple[dict, dict] | None = None) -> dict:
-    """Figures of both confidences on one decode, and their NCE after a map fitted on ``held_out`` (decoded, ref)."""
+def set_figures(decoded: dict, ref: dict[str, list[str]], scales: list[float],
+                held_out: tuple[dict, dict] | None = None) -> dict:
+    """Per confidence (``frame`` and ``lattice@S``): NCE, AUC, ...; per scale the MBR WER; the 1-best WER.
+
+    With ``held_out`` (decoded, ref), each confidence's NCE after a logistic map fitted there.
+    """
     from asr.scoring.wer import score
 
     result = score(ref, {u: d["words"] for u, d in decoded.items()})
-    conf, correct = flat(decoded, ref, "lattice")
+    correct = flat(decoded, ref, "frame")[1]
     out = {"words": len(correct), "correct": sum(correct), "wer": result.wer, "ref_words": result.words,
-           "errors": result.errors}
-    for kind in ("lattice", "frame"):
+           "errors": result.errors, "confidences": {}, "mbr": {}}
+    for kind in ["frame"] + [f"lattice@{sc:g}" for sc in scales]:
         conf, correct = flat(decoded, ref, kind)
-        out[kind] = figures(conf, correct)
+        fig = figures(conf, correct)
         if held_out is not None:
             ab = fit_calibration(*flat(held_out[0], held_out[1], kind))
-            out[kind]["calibration"] = {"a": ab[0], "b": ab[1], "nce": nce(calibrated(conf, ab), correct)}
+            fig["calibration"] = {"a": ab[0], "b": ab[1], "nce": nce(calibrated(conf, ab), correct)}
+        out["confidences"][kind] = fig
+    for sc in scales:
+        mbr = score(ref, {u: d[f"mbr@{sc:g}"] for u, d in decoded.items()})
+        out["mbr"][f"{sc:g}"] = {"wer": mbr.wer, "errors": mbr.errors}
     return out
 
 
-NAMES = {"lattice": "lattice word posterior (now in the CTM)", "frame": "mean frame posterior (before)"}
+def choose_scale(tuning: dict, scales: list[float]) -> float:
+    """The confidence scale whose raw lattice posteriors have the highest NCE on the tuning set."""
+    return max(scales, key=lambda sc: tuning["confidences"][f"lattice@{sc:g}"]["nce"])
 
 
-def render_markdown(runs: list[dict], command: str, machine: dict, setup: str, held_out: str | None) -> str:
-    """The "word confidence calibration" section of benchmarks/RESULTS.md, a row per beam and confidence."""
-    rows = []
-    for run in runs:
-        fig = run["figures"]
-        for kind in ("lattice", "frame"):
-            f = fig[kind]
-            cal = f.get("calibration")
-            rows.append([run["output_beam"], f"{run['arcs']:,}", NAMES[kind], f"{f['nce']:.3f}",
-                         f"{cal['nce']:.3f}" if cal else "-", f"{f['auc']:.3f}", f"{f['mean_correct']:.3f}",
-                         f"{f['mean_wrong']:.3f}", f["at_one"]])
-    fig = runs[0]["figures"]
-    cal_text = (f" \"NCE calibrated\": after a logistic map `sigmoid(a * logit(c) + b)` fitted on `{held_out}` "
-                "(decoded the same way), which leaves the AUC unchanged." if held_out else "")
+def _conf_row(label: str, fig: dict) -> list:
+    cal = fig.get("calibration")
+    return [label, f"{fig['nce']:.3f}", f"{cal['nce']:.3f}" if cal else "-", f"{fig['auc']:.3f}",
+            f"{fig['mean_correct']:.3f}", f"{fig['mean_wrong']:.3f}", fig["at_one"]]
+
+
+CONF_COLUMNS = ["confidence", "NCE", "NCE calibrated", "AUC", "mean, correct words", "mean, wrong words",
+                "words at >= 0.9995"]
+
+
+def render_markdown(run: dict, command: str, machine: dict, setup: str, tuning_set: str) -> str:
+    """The "word confidence calibration" section of benchmarks/RESULTS.md."""
+    tune, test, chosen = run["tuning"], run["test"], run["chosen_scale"]
+    tune_rows = [[f"{sc:g}", *_conf_row("", tune["confidences"][f"lattice@{sc:g}"])[1:],
+                  f"{tune['mbr'][f'{sc:g}']['wer']:.2f}"] for sc in run["scales"]]
+    key = f"lattice@{chosen:g}"
+    test_rows = [_conf_row(f"lattice word posterior, confidence_scale {chosen:g} (chosen; now in the CTM)",
+                           test["confidences"][key]),
+                 _conf_row("lattice word posterior, confidence_scale 1 (before)", test["confidences"]["lattice@1"]),
+                 _conf_row("mean frame posterior (round 1)", test["confidences"]["frame"])]
     return (
         "\n## Word confidence calibration\n\n"
-        f"{setup}: {fig['words']} hypothesis words, {fig['correct']} correct (aligned to an identical reference "
-        f"word by `asr.scoring.wer`, as `asr score --details` shows), 1-best %WER {fig['wer']:.2f} "
-        f"[ {fig['errors']} / {fig['ref_words']} ] at every beam. NCE with confidences clipped to [1e-4, 1 - 1e-4]; "
-        "AUC: probability that a correct word scores above an incorrect one (ties half)." + cal_text +
-        " No MBR row: the confidences are arc posteriors summed over the word's arcs (option (a) of issue 17), "
-        "not a confusion network.  \n"
+        f"{setup}. 1-best (Viterbi) %WER on test {test['wer']:.2f} [ {test['errors']} / {test['ref_words']} ]; "
+        f"{test['words']} hypothesis words, {test['correct']} correct (aligned to an identical reference word by "
+        "`asr.scoring.wer`, as `asr score --details` shows). NCE with confidences clipped to [1e-4, 1 - 1e-4]; "
+        "AUC: probability that a correct word scores above an incorrect one (ties half). \"NCE calibrated\": after "
+        f"a logistic map `sigmoid(a * logit(c) + b)` fitted on `{tuning_set}` (decoded the same way), which leaves "
+        "the AUC unchanged. MBR: the hypothesis of the exact "
+        f"{run['nbest']}-best list with the least expected word errors against the list's posteriors at the same "
+        "scale (`asr.decoding.nbest.mbr_choice`).  \n"
         f"Command: `{command}` (commit {machine['git_commit']}{', dirty working tree' if machine['git_dirty'] else ''}).  \n"
-        f"Machine: {machine['cpu_model']}, {machine['nproc']} CPUs (nproc), Python {machine['python']}, "
-        "one thread, nice 19, shared with other jobs (the figures are not timings).\n\n"
-        + markdown_table(["output beam", "lattice arcs", "confidence", "NCE", "NCE calibrated", "AUC",
-                          "mean, correct words", "mean, wrong words", "words at >= 0.9995"], rows)
-        + "\n"
+        f"Machine: {machine['cpu_model']}, {machine['nproc']} CPUs (nproc), Python {machine['python']}, one thread "
+        "(the figures are not timings).\n\n"
+        f"**Choosing `confidence_scale` on `{tuning_set}`** (held-out training speakers; highest raw NCE; "
+        f"1-best %WER there {tune['wer']:.2f}):\n\n"
+        + markdown_table(["confidence_scale", *CONF_COLUMNS[1:], "MBR %WER"], tune_rows)
+        + f"\n\n**Test, once, at the chosen scale {chosen:g}**; MBR %WER {test['mbr'][f'{chosen:g}']['wer']:.2f} "
+        f"[ {test['mbr'][f'{chosen:g}']['errors']} / {test['ref_words']} ] against the Viterbi 1-best's "
+        f"{test['wer']:.2f}:\n\n"
+        + markdown_table(CONF_COLUMNS, test_rows) + "\n"
     )
 
 
@@ -261,46 +296,48 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--workdir", type=Path, default=Path("recipes/an4"), help="AN4 recipe work dir (default recipes/an4)")
     p.add_argument("--model", default="blstm_mmi", help="model dir exp/MODEL (default blstm_mmi)")
-    p.add_argument("--lm", default="tg", help="graph data/lang_LM (default tg)")
+    p.add_argument("--graph", default="lang_tg", help="graph dir data/GRAPH for the test set (default lang_tg)")
+    p.add_argument("--tune-graph", default=None, help="graph dir data/GRAPH for the tuning set (default: --graph)")
     p.add_argument("--test-set", default="test", help="data dir data/SET (default test)")
-    p.add_argument("--calibrate-on", default=None, metavar="SET", help="also fit a calibration map on data/SET")
+    p.add_argument("--tune-on", default="valid", metavar="SET", help="held-out data dir data/SET that chooses "
+                   "the confidence scale and fits the calibration map (default valid)")
     p.add_argument("--config", type=Path, default=Path("conf/an4/decode.yaml"), help="decode config")
-    p.add_argument("--output-beams", default=None, help="comma list of lattice beams (default: the config's)")
+    p.add_argument("--scales", default="1,0.7,0.5,0.3,0.2,0.1", help="confidence scales to try (must include 1)")
+    p.add_argument("--nbest", type=int, default=10, help="n-best size for MBR (default 10)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/confidence.json"), help="JSON output")
     p.add_argument("--write-results", type=Path, default=None, help="append the section to this markdown file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s [%(name)s] %(message)s")
     from asr.data.datadir import read_text
 
-    model_dir, graph_dir = args.workdir / "exp" / args.model, args.workdir / "data" / f"lang_{args.lm}"
-    test = args.workdir / "data" / args.test_set
-    beams = [float(b) for b in args.output_beams.split(",")] if args.output_beams else [None]
-    runs = []
-    for beam in beams:
-        decoded, arcs = decode_with_confidences(model_dir, graph_dir, test, args.config, beam)
-        held_out = None
-        if args.calibrate_on:
-            dev = args.workdir / "data" / args.calibrate_on
-            held_out = (decode_with_confidences(model_dir, graph_dir, dev, args.config, beam)[0], read_text(dev / "text"))
-        fig = calibration(decoded, read_text(test / "text"), held_out)
-        label = f"{beam:g}" if beam is not None else "config"
-        runs.append({"output_beam": label, "arcs": arcs, "figures": fig})
-        for kind in ("lattice", "frame"):
-            f = fig[kind]
-            cal = f" (calibrated {f['calibration']['nce']:.3f})" if "calibration" in f else ""
-            print(f"beam {label} {kind:8s} NCE {f['nce']:.3f}{cal}  AUC {f['auc']:.3f}  mean correct "
-                  f"{f['mean_correct']:.3f}  mean wrong {f['mean_wrong']:.3f}  ({fig['words']} words, "
-                  f"{fig['correct']} correct)", flush=True)
+    scales = sorted({float(x) for x in args.scales.split(",")} | {1.0}, reverse=True)
+    model_dir = args.workdir / "exp" / args.model
+    sets = {"tuning": (args.tune_on, args.tune_graph or args.graph), "test": (args.test_set, args.graph)}
+    decoded = {}
+    for role, (name, graph) in sets.items():
+        data = args.workdir / "data" / name
+        decoded[role] = (decode_with_confidences(model_dir, args.workdir / "data" / graph, data, args.config, None,
+                                                 scales, args.nbest)[0], read_text(data / "text"))
+    run = {"scales": scales, "nbest": args.nbest,
+           "tuning": set_figures(*decoded["tuning"], scales),
+           "test": set_figures(*decoded["test"], scales, held_out=decoded["tuning"])}
+    run["chosen_scale"] = choose_scale(run["tuning"], scales)
+    for role in ("tuning", "test"):
+        for kind, f in run[role]["confidences"].items():
+            print(f"{role:6s} {kind:12s} NCE {f['nce']:.3f}  AUC {f['auc']:.3f}", flush=True)
+        print(f"{role:6s} 1-best %WER {run[role]['wer']:.2f}; MBR " +
+              ", ".join(f"{k}: {v['wer']:.2f}" for k, v in run[role]["mbr"].items()), flush=True)
+    print(f"chosen confidence_scale {run['chosen_scale']:g}")
     machine = machine_info()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"confidence": runs, "machine": machine}, indent=2) + "\n", encoding="utf-8")
+    args.out.write_text(json.dumps({"confidence": run, "machine": machine}, indent=2) + "\n", encoding="utf-8")
     if args.write_results:
-        command = "OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python -m benchmarks.confidence " + " ".join(
+        command = "OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.confidence " + " ".join(
             argv if argv is not None else sys.argv[1:])
-        setup = (f"Model `exp/{args.model}` of `{args.workdir}`, graph `data/lang_{args.lm}`, "
-                 f"`data/{args.test_set}`, decode config `{args.config}`")
+        setup = (f"Model `exp/{args.model}` of `{args.workdir}`, graph `data/{args.graph}` (tuning set: "
+                 f"`data/{sets['tuning'][1]}`), test set `data/{args.test_set}`, decode config `{args.config}`")
         with open(args.write_results, "a", encoding="utf-8") as f:
-            f.write(render_markdown(runs, command.strip(), machine, setup, args.calibrate_on and f"data/{args.calibrate_on}"))
+            f.write(render_markdown(run, command.strip(), machine, setup, f"data/{args.tune_on}"))
     return 0
 
 

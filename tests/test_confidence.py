@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from asr.decoding.confidence import LexiconIndex, WordMatcher, _utterance_arrays, align_lattice_words, word_posteriors
-from asr.decoding.nbest import nbest_lists
+from asr.decoding.nbest import NbestEntry, expected_errors, mbr_choice, nbest_lists
 from asr.decoding.search import decode_scores, read_paths, rescore_best_paths
 
 SIL, N, OW, Y, EH = 1, 2, 4, 3, 5  # phone ids
@@ -180,6 +180,20 @@ def test_two_path_lattice_posteriors_match_a_hand_computation():
     assert 0.05 < p_a < 0.95  # a real split, not a degenerate lattice
 
 
+
+@pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
+def test_confidence_scale_tempers_the_path_posteriors(scale):
+    # The decode config's confidence_scale multiplies the scores before the forward-backward:
+    # P(A) becomes sigmoid(scale * (s_A - s_B)), flatter below 1 and sharper above.
+    lattice = make_lattice(TWO_PATHS)
+    ac, wp = 0.5, 0.3
+    scores = decode_scores(lattice, 1.0, wp, ac)
+    s_a = ac * (-0.5 - 0.7 - 0.6 - 0.9 - 0.4 - 0.3) + (-1.0 - 1.5) - wp * 2
+    s_b = ac * (-1.5 - 0.8 - 0.9 - 0.5 - 0.2 - 0.4) + (-1.2 - 0.3) - wp * 1
+    (conf,) = word_posteriors(lattice, scale * scores, [[(1, 2, NO), (3, 3, YES)]], LEXICON)
+    assert conf == pytest.approx([1.0, 1.0 / (1.0 + math.exp(scale * (s_b - s_a)))], abs=1e-6)
+
+
 # --- n-best -------------------------------------------------------------------------------------
 
 
@@ -230,6 +244,16 @@ def test_nbest_of_a_lattice_with_fewer_sequences_returns_them_all():
     (nbest,) = nbest_lists(make_lattice(TWO_PATHS), 5, 1.0, 0.3, 0.5)
     assert sorted(tuple(e.word_ids) for e in nbest) == [(NO,), (NO, YES)]
     assert nbest[0].score >= nbest[1].score
+
+
+def test_nbest_mbr_picks_the_least_expected_errors_by_hand():
+    # Posteriors 0.4 / 0.3 / 0.3: E = 0.3*1 + 0.3*2 = 0.9, 0.4*1 + 0.3*1 = 0.7, 0.4*2 + 0.3*1 = 1.1.
+    entries = [NbestEntry([1, 2], math.log(0.4), 0.0, 0.0), NbestEntry([1, 3], math.log(0.3), 0.0, 0.0),
+               NbestEntry([1, 3, 4], math.log(0.3), 0.0, 0.0)]
+    assert expected_errors(entries) == pytest.approx([0.9, 0.7, 1.1])
+    assert mbr_choice(entries) == 1  # not the Viterbi best (index 0)
+    assert mbr_choice(entries, scale=20.0) == 0  # a sharp distribution: the best is its own MBR choice
+    assert mbr_choice(entries[:1]) == 0 and mbr_choice([]) == -1
 
 
 # --- the yesno recipe's decode dir (decode_fixtures) ---------------------------------------------

@@ -109,7 +109,8 @@ class Decoder:
         paths = read_paths(best, out_lengths.tolist())
         segments = [self.aligner.segments(p) for p in paths]
         scores = decode_scores(lattice, 1.0, self.cfg.word_penalty, self.cfg.acoustic_scale)
-        confidences = word_confidences(lattice, scores, paths, segments, self.lexicon, log_post, utt_ids)
+        confidences = word_confidences(lattice, self.cfg.confidence_scale * scores, paths, segments, self.lexicon,
+                                       log_post, utt_ids)
         hyps = []
         for i, (utt, path) in enumerate(zip(utt_ids, paths)):
             timed = self.aligner.timed_words(segments[i], self.md.frame_shift, confidences[i])

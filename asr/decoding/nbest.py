@@ -132,3 +132,29 @@ def nbest_lists(lattice: k2.Fsa, n: int, lm_weight: float, word_penalty: float, 
                 lists[i].append(entry)
         active = [i for i, entry in zip(active, found) if entry is not None and len(lists[i]) < n]
     return lists
+
+
+def expected_errors(entries: list[NbestEntry], scale: float = 1.0) -> list[float]:
+    """Each hypothesis's expected word errors against the n-best list's own distribution.
+
+    With posteriors ``P(j) = softmax(scale * score)`` over the list,
+    ``E_i = sum_j P(j) * edit_distance(h_i, h_j)``: the Bayes risk of
+    answering ``h_i`` when the truth is drawn from the list. The list stands
+    in for the lattice (n-best MBR, as Stolcke et al.'s "explicit word error
+    minimization in n-best list rescoring"); ``scale`` is the decode's
+    ``confidence_scale``.
+    """
+    import kaldialign
+
+    if not entries:
+        return []
+    logits = torch.tensor([scale * e.score for e in entries], dtype=torch.float64)
+    post = torch.softmax(logits, dim=0).tolist()
+    seqs = [e.word_ids for e in entries]
+    return [sum(p * kaldialign.edit_distance(a, b)["total"] for p, b in zip(post, seqs)) for a in seqs]
+
+
+def mbr_choice(entries: list[NbestEntry], scale: float = 1.0) -> int:
+    """Index of the minimum-Bayes-risk hypothesis of an n-best list (:func:`expected_errors`; ties: the better score)."""
+    risks = expected_errors(entries, scale)
+    return min(range(len(risks)), key=lambda i: (risks[i], i)) if risks else -1

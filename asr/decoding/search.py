@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import k2
 import torch
 
-from asr.config import option, parse_config
+from asr.config import check_range, option, parse_config
 
 from asr.lang.k2fsa import arc_splits, dense_fsa_vec
 
@@ -34,6 +34,14 @@ class SearchConfig:
     max_active_states: int = option(3000, "most active states per frame")
     allow_partial: bool = option(True, "keep a partial path rather than nothing; logged when used")
     max_frames: int = option(10000, "padded input frames per batch (bounds lattice memory)")
+    confidence_scale: float = option(
+        1.0, "scale on the decode scores before the forward-backward of word confidences (Kaldi scales "
+        "lattices the same way before lattice-to-post); below 1 flattens sharp lattices. Choose it on "
+        "held-out speakers (python -m benchmarks.confidence)")
+
+    def check(self, where: str, prefix: str = "") -> None:
+        check_range(where, f"{prefix}confidence_scale", self.confidence_scale > 0, "a positive number",
+                    self.confidence_scale)
 
     @classmethod
     def from_dict(cls, cfg: dict, where: str = "decode config") -> "SearchConfig":

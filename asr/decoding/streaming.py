@@ -30,7 +30,8 @@ import torch
 from asr.config import load_config, parse_config, resolve_config
 from asr.decoding.ctm import TimedWord
 from asr.decoding.endpoint import EndpointConfig, endpoint_rule, trailing_silence
-from asr.decoding.search import PathInfo, SearchConfig, read_paths
+from asr.decoding.confidence import mean_frame_posteriors, word_confidences
+from asr.decoding.search import PathInfo, SearchConfig, read_paths, words_per_arc
 from asr.decoding.stream_model import StreamingNetwork, lookahead_frames
 from asr.errors import AudioError, ConfigError, ModelDirError
 from asr.features.online import OnlineFeatures
@@ -130,6 +131,23 @@ class SegmentSearch:
             return read_paths(best, [self.frames])[0], math.inf
         path = read_paths(k2.shortest_path(real, use_double_scores=True), [self.frames])[0]
         return path, max(0.0, any_end - real_end)
+
+    def confidence_lattice(self) -> tuple[k2.Fsa, torch.Tensor] | None:
+        """The lattice and its arc scores for word confidences at a cut (None before any search).
+
+        The paths that end at a real final state, when there are any (the
+        others get score -inf); else every path, partial ones included. The
+        scores are the 1-best's own (graph score plus scaled acoustics, less
+        the word penalty) times ``confidence_scale``, as in offline decoding.
+        """
+        if self.lattice is None or self.lattice.num_arcs == 0:
+            return None
+        lat = self.lattice
+        scores = lat.scores - self.cfg.word_penalty * words_per_arc(lat)
+        fake_final = (lat.labels == -1) & (lat.real_final == 0)
+        if bool(((lat.labels == -1) & (lat.real_final > 0)).any()):
+            scores = scores.masked_fill(fake_final, -math.inf)
+        return lat, self.cfg.confidence_scale * scores
 
 
 def stream_normaliser(feature_config: dict, dim: int, where: str) -> SlidingCmvn:
@@ -316,7 +334,7 @@ class RecognitionStream:
         """Ends the segment with its best path; starts a new search."""
         if path is None:
             path, _ = self._search.best()
-        seg = self._segment(path, final=True, rule=rule)
+        seg = self._segment(path, final=True, rule=rule, lattice=self._search.confidence_lattice())
         self.stats.segments += 1
         self.stats.endpoints[rule] = self.stats.endpoints.get(rule, 0) + 1
         self._start_frame += self._search.frames
@@ -324,25 +342,31 @@ class RecognitionStream:
         self._post = []
         return seg
 
-    def _segment(self, path: PathInfo | None, final: bool, rule: str | None) -> Segment:
+    def _segment(self, path: PathInfo | None, final: bool, rule: str | None,
+                 lattice: tuple[k2.Fsa, torch.Tensor] | None = None) -> Segment:
         offset = self._start_frame * self.frame_shift
         end = offset + self._search.frames * self.frame_shift
         if path is None:
             return Segment("", [], offset, end, final, rule)
-        words = self._timed_words(path, offset)
+        words = self._timed_words(path, offset, lattice)
         return Segment(" ".join(w.word for w in words), words, offset, end, final, rule)
 
-    def _timed_words(self, path: PathInfo, offset: float) -> list[TimedWord]:
-        """Words with absolute times; confidence: mean posterior of the path's pdfs over the word."""
+    def _timed_words(self, path: PathInfo, offset: float,
+                     lattice: tuple[k2.Fsa, torch.Tensor] | None) -> list[TimedWord]:
+        """Words with absolute times and confidences.
+
+        A final segment's confidences are lattice word posteriors, as offline
+        (:func:`asr.decoding.confidence.word_confidences`); a partial result's
+        are the mean posterior of the path's pdfs over each word, which costs
+        no forward-backward per chunk.
+        """
         aligner = self.decoder.aligner
-        post = torch.cat(self._post) if self._post else None
-        out = []
-        for start, dur, w in aligner.segments(path):
-            conf = 1.0
-            frames = list(range(start, min(start + dur, len(path.frame_pdfs))))
-            if post is not None and frames:
-                pdfs = torch.tensor([path.frame_pdfs[f] - 1 for f in frames])
-                conf = float(post[torch.tensor(frames), pdfs].exp().mean())
-            out.append(TimedWord(self.decoder.words.get(w), offset + start * self.frame_shift,
-                                 dur * self.frame_shift, conf))
-        return out
+        segments = aligner.segments(path)
+        post = torch.cat(self._post) if self._post else torch.zeros(0, self.network.model.num_pdfs)
+        if lattice is not None and segments:
+            confs = word_confidences(lattice[0], lattice[1], [path], [segments], self.decoder.lexicon,
+                                     post.unsqueeze(0), [f"stream segment at {offset:.2f} s"])[0]
+        else:
+            confs = mean_frame_posteriors(path, segments, post) if len(post) else [1.0] * len(segments)
+        return [TimedWord(self.decoder.words.get(w), offset + start * self.frame_shift, dur * self.frame_shift, conf)
+                for (start, dur, w), conf in zip(segments, confs)]

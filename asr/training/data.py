@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import torch
 
 from asr.data.batching import length_batches
@@ -113,31 +114,32 @@ def add_speed_perturbed(
 
     Each factor other than 1.0 gives a copy ``sp<factor>-<utt>`` whose
     features are recomputed from the perturbed audio with the data dir's
-    feature config and per-utterance CMVN, and whose alignment (if any) is
-    stretched to the new number of output frames, so the alignments follow
-    the perturbed lengths.  With ``ivectors`` (``(copy id, original id, raw
-    features) -> (K, D) rows``, e.g. :class:`asr.adapt.data.PerturbedIvectors`)
-    each copy gets the i-vectors of its own features.
+    feature config and normalised as the data dir is (:func:`normalise_copies`:
+    the copies of one speaker at one factor form a speaker of their own, as
+    Kaldi's ``sp0.9-<speaker>``), and whose alignment (if any) is stretched to
+    the new number of output frames, so the alignments follow the perturbed
+    lengths.  With ``ivectors`` (``(copy id, original id, raw features) ->
+    (K, D) rows``, e.g. :class:`asr.adapt.data.PerturbedIvectors`) each copy
+    gets the i-vectors of its own features.
     """
     from tqdm import tqdm
 
     from asr.data.audio import load_audio
-    from asr.features.cmvn import apply_cmvn, cmvn_stats
     from asr.features.extract import compute_utterance_features, load_feature_config
     from asr.training.augment import perturb_alignment, speed_perturb
 
     dd = DataDir.load(data_dir)
     cfg = load_feature_config(dd.path)
     rate = int(cfg["sample_rate"])
-    norm_vars = bool(cfg.get("norm_vars", False))
     out = list(utts)
     skipped = 0
     for factor in [f for f in factors if f != 1.0]:
+        raws = []
         for u in tqdm(utts, desc=f"speed {factor}", leave=False):
             path, start, end = dd.audio_source(u.utt_id)
-            wave = speed_perturb(load_audio(path, rate, start, end), rate, factor)
-            raw = compute_utterance_features(wave, cfg)
-            feats = apply_cmvn(raw, cmvn_stats(raw), norm_vars)
+            raws.append(compute_utterance_features(speed_perturb(load_audio(path, rate, start, end), rate, factor), cfg))
+        normed = normalise_copies(raws, [u.speaker for u in utts], cfg, dd)
+        for u, raw, feats in zip(utts, raws, normed):
             ali = None
             if u.alignment is not None:
                 # Output frames scale like input frames (same subsampling).
@@ -154,3 +156,29 @@ def add_speed_perturbed(
     if skipped:
         log.warning("speed perturbation: %d copies skipped, too short for their alignment", skipped)
     return out
+
+
+def normalise_copies(raws: list[torch.Tensor], speakers: list[str], cfg: dict, dd: DataDir) -> list[torch.Tensor]:
+    """Speed-perturbed copies' raw features, normalised with the data dir's CMVN type.
+
+    ``per-utterance``: each copy's own stats; ``per-speaker``: stats summed
+    over the copies of one speaker (at one factor); ``sliding``: the data
+    dir's window and prior; ``none``: as they are.
+    """
+    from asr.features.cmvn import apply_cmvn, cmvn_stats
+    from asr.features.online_cmvn import sliding_cmvn_for
+
+    kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
+    norm_vars = bool(cfg.get("norm_vars", False))
+    if kind == "none":
+        return list(raws)
+    if kind == "sliding":
+        normalise = sliding_cmvn_for(cfg, str(dd.path / "conf" / "feats.yaml"))
+        return [normalise(raw) for raw in raws]
+    if kind == "per-utterance":
+        return [apply_cmvn(raw, cmvn_stats(raw), norm_vars) for raw in raws]
+    per_speaker: dict[str, np.ndarray] = {}
+    for raw, spk in zip(raws, speakers):
+        stats = cmvn_stats(raw)
+        per_speaker[spk] = per_speaker[spk] + stats if spk in per_speaker else stats
+    return [apply_cmvn(raw, per_speaker[spk], norm_vars) for raw, spk in zip(raws, speakers)]

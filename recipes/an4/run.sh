@@ -179,17 +179,19 @@ if has ivector && [ $stage -le 8 ] && [ $stop_stage -ge 7 ]; then
     wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
   done
 fi
-# System stream (opt-in, issue 17): a unidirectional LSTM (conf/an4/stream.yaml) on sliding-window CMVN
-# features, the normalisation streaming recognition uses (data/<set>_stream; the prior: data/train's
-# global stats), decoded offline in stage 9 and streaming in stage 11. Models exp/lstm_stream.
+# System stream (opt-in, issue 17): a unidirectional LSTM (conf/an4/stream.yaml) trained on the CE model's
+# alignments, on sliding-window CMVN features, the normalisation streaming recognition uses
+# (data/<set>_stream; the prior: data/train's global stats), decoded offline in stage 9 and streaming in stage 11. Models exp/lstm_stream.
 if has stream && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log 8 "streaming model: sliding-CMVN features, then a unidirectional LSTM on the flat-start alignments"
+  log 8 "streaming model: sliding-CMVN features, then a unidirectional LSTM on the CE model's alignments"
   for set in train test; do rm -rf data/${set}_stream; cp -r data/$set data/${set}_stream; done
   $asr compute-feats data/train_stream fbank --config fbank.yaml --nj $nj --cmvn sliding
   $asr compute-feats data/test_stream fbank --config fbank.yaml --nj $nj --cmvn sliding --cmvn-prior data/train_stream
   for s in $seed_list; do
+    ce=exp/$model$(sfx $s)
+    [ -f $ce/ali/ali.scp ] || $asr align --model-dir $ce data/train $ce/ali
     $asr train --config "$conf/stream.yaml" --data data/train_stream --lang data/lang --out exp/lstm_stream$(sfx $s) \
-      --ali-dir exp/flat/ali --graph-dir data/lang_tg --seed $s
+      --ali-dir $ce/ali --graph-dir data/lang_tg --seed $s
   done
 fi
 decode_conf() { case "$1" in lfmmi*) echo "$conf/decode_lfmmi.yaml" ;; *) echo "$conf/decode.yaml" ;; esac; }
