@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", type=Path, default=Path("conf/an4/decode.yaml"), help="decode config")
     p.add_argument("--scales", default="1,0.7,0.5,0.3,0.2,0.1", help="confidence scales to try (must include 1)")
     p.add_argument("--nbest", type=int, default=10, help="n-best size for MBR (default 10)")
+    p.add_argument("--output-beam", type=float, default=None, help="lattice beam (default: the config's)")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/confidence.json"), help="JSON output")
     p.add_argument("--write-results", type=Path, default=None, help="append the section to this markdown file")
     args = p.parse_args(argv)
@@ -316,8 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     decoded = {}
     for role, (name, graph) in sets.items():
         data = args.workdir / "data" / name
-        decoded[role] = (decode_with_confidences(model_dir, args.workdir / "data" / graph, data, args.config, None,
-                                                 scales, args.nbest)[0], read_text(data / "text"))
+        decoded[role] = (decode_with_confidences(model_dir, args.workdir / "data" / graph, data, args.config,
+                                                 args.output_beam, scales, args.nbest)[0], read_text(data / "text"))
     run = {"scales": scales, "nbest": args.nbest,
            "tuning": set_figures(*decoded["tuning"], scales),
            "test": set_figures(*decoded["test"], scales, held_out=decoded["tuning"])}
