@@ -21,9 +21,9 @@ the previous chunk is done.  Reported:
 Usage, from the repository root, after ``recipes/an4/run.sh --systems 'ce mmi tree stream'``::
 
     OMP_NUM_THREADS=1 .venv/bin/python -m benchmarks.streaming --workdir recipes/an4 \\
-        --model-dir exp/lstm_stream --data data/test_stream --graph-dir data/lang_tg \\
-        --word-ctm exp/lstm_stream/ali_test/word.ctm --offline-decode exp/blstm/decode_test_tg \\
-        --long-hours 1 --out exp/lstm_stream/stream_test_tg
+        --model-dir exp/tdnn_stream --data data/test_stream --graph-dir data/lang_tg \\
+        --word-ctm exp/tdnn_stream/ali_test/word.ctm --offline-decode exp/blstm/decode_test_tg \\
+        --long-hours 1 --out exp/tdnn_stream/stream_test_tg
 
 ``--out`` gets ``text`` (the streaming hypotheses), ``wer`` and ``results.json``.
 """
@@ -210,7 +210,7 @@ def run(args: argparse.Namespace) -> dict:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--workdir", default="recipes/an4", help="recipe work dir (paths below are relative to it)")
-    p.add_argument("--model-dir", default="exp/lstm_stream")
+    p.add_argument("--model-dir", default="exp/tdnn_stream")
     p.add_argument("--data", default="data/test_stream", help="data dir with wav.scp and text")
     p.add_argument("--graph-dir", default="data/lang_tg")
     p.add_argument("--config", default=str(Path(__file__).resolve().parents[1] / "conf" / "an4" / "decode.yaml"))

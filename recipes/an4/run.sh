@@ -16,7 +16,7 @@ stop_stage=100
 nj=2
 model=blstm       # conf/an4/<model>.yaml for the CE passes
 passes=3          # CE passes; each after the first starts from the previous model and its realignment
-systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in), ivector (CE passes and MMI with i-vectors, opt-in), stream (streaming LSTM, stage 8 + 11, opt-in)
+systems="ce mmi tree"  # systems to train and decode besides CE: mmi and tree (stage 7), smbr (stage 7, opt-in), lfmmi (stage 8, opt-in), ivector (CE passes and MMI with i-vectors, opt-in), stream (streaming TDNN, stage 8 + 11, opt-in)
 tree_width=2      # tree context: 2 = left biphone, 3 = triphone (chosen on held-out speakers: RESULTS.md)
 tree_leaves=200   # the tree's --max-leaves (chosen on held-out speakers)
 threads=1         # torch threads per job (OMP_NUM_THREADS): results are bit-identical at one count
@@ -179,18 +179,18 @@ if has ivector && [ $stage -le 8 ] && [ $stop_stage -ge 7 ]; then
     wait "${pids[$i]}" || { echo "$0: training failed, see ${logs[$i]}:" >&2; tail -20 "${logs[$i]}" >&2; exit 1; }
   done
 fi
-# System stream (opt-in, issue 17): a unidirectional LSTM (conf/an4/stream.yaml) trained on the CE model's
+# System stream (opt-in, issue 17): a TDNN with 150 ms of right context (conf/an4/stream.yaml) trained on the CE model's
 # alignments, on sliding-window CMVN features, the normalisation streaming recognition uses
-# (data/<set>_stream; the prior: data/train's global stats), decoded offline in stage 9 and streaming in stage 11. Models exp/lstm_stream.
+# (data/<set>_stream; the prior: data/train's global stats), decoded offline in stage 9 and streaming in stage 11. Models exp/tdnn_stream.
 if has stream && [ $stage -le 8 ] && [ $stop_stage -ge 8 ]; then
-  log 8 "streaming model: sliding-CMVN features, then a unidirectional LSTM on the CE model's alignments"
+  log 8 "streaming model: sliding-CMVN features, then a TDNN with 150 ms of look-ahead on the CE model's alignments"
   for set in train test; do rm -rf data/${set}_stream; cp -r data/$set data/${set}_stream; done
   $asr compute-feats data/train_stream fbank --config fbank.yaml --nj $nj --cmvn sliding
   $asr compute-feats data/test_stream fbank --config fbank.yaml --nj $nj --cmvn sliding --cmvn-prior data/train_stream
   for s in $seed_list; do
     ce=exp/$model$(sfx $s)
     [ -f $ce/ali/ali.scp ] || $asr align --model-dir $ce data/train $ce/ali
-    $asr train --config "$conf/stream.yaml" --data data/train_stream --lang data/lang --out exp/lstm_stream$(sfx $s) \
+    $asr train --config "$conf/stream.yaml" --data data/train_stream --lang data/lang --out exp/tdnn_stream$(sfx $s) \
       --ali-dir $ce/ali --graph-dir data/lang_tg --seed $s
   done
 fi
@@ -214,7 +214,7 @@ systems() {
       echo "${model}_ce_mono_ivector$adapt:$s:exp/${model}_ivector$(sfx $s)"
       if has mmi; then echo "${model}_mmi_mono_ivector$adapt:$s:exp/${model}_mmi_ivector$(sfx $s)"; fi
     fi
-    if has stream; then echo "lstm_ce_mono_stream:$s:exp/lstm_stream$(sfx $s)"; fi
+    if has stream; then echo "tdnn_ce_mono_stream:$s:exp/tdnn_stream$(sfx $s)"; fi
   done
 }
 # The data dirs a model dir decodes: data/<set>, or data/<set>_stream for the streaming model.
@@ -268,8 +268,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
 fi
 if has stream && [ $stage -le 11 ] && [ $stop_stage -ge 11 ]; then
   log 11 "streaming decode of the test set in 0.16 s chunks (trigram graph): WER, RTF, latencies"
-  $asr align --model-dir exp/lstm_stream data/test_stream exp/lstm_stream/ali_test
-  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" $py -m benchmarks.streaming --workdir . --model-dir exp/lstm_stream \
-    --data data/test_stream --graph-dir data/lang_tg --word-ctm exp/lstm_stream/ali_test/word.ctm \
-    --offline-decode exp/$model/decode_test_tg --out exp/lstm_stream/stream_test_tg
+  $asr align --model-dir exp/tdnn_stream data/test_stream exp/tdnn_stream/ali_test
+  PYTHONPATH="$root${PYTHONPATH:+:$PYTHONPATH}" $py -m benchmarks.streaming --workdir . --model-dir exp/tdnn_stream \
+    --data data/test_stream --graph-dir data/lang_tg --word-ctm exp/tdnn_stream/ali_test/word.ctm \
+    --offline-decode exp/$model/decode_test_tg --out exp/tdnn_stream/stream_test_tg
 fi
