@@ -45,6 +45,24 @@ LANG_FILES = ("phones.txt", "words.txt", "lexicon.txt", "lexicon_disambig.txt", 
               "L.pt", "L_disambig.pt", "H.pt", "tree.yaml")
 
 
+#: A model dir's own decode settings, when its recipe gave it some; else the packaged decode.yaml is the default.
+DECODE_CONFIG_NAME = "decode.yaml"
+
+
+def default_decode_config(model_dir: str | Path, config: str | Path | None = None) -> str | Path:
+    """The decode config to use: ``config`` if given, else the model dir's ``decode.yaml``, else the packaged one.
+
+    A recipe copies the decode config it tuned into each model dir (the AN4
+    recipe's models run at 30 ms frames and acoustic scale 1, not the
+    packaged 0.1), so that ``asr transcribe``, ``asr serve`` and
+    ``Recognizer.from_dir`` decode them as the recipe did.
+    """
+    if config is not None:
+        return config
+    own = Path(model_dir) / DECODE_CONFIG_NAME
+    return own if own.is_file() else DECODE_CONFIG_NAME
+
+
 def copy_lang(lang_dir: Path, dest: Path) -> None:
     """Copies a lang dir's files (not its graphs of other LMs) into ``dest``."""
     dest.mkdir(parents=True, exist_ok=True)

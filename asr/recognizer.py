@@ -71,13 +71,18 @@ class Recognizer:
 
     @classmethod
     def from_dir(
-        cls, model_dir: str | Path, graph_dir: str | Path | None = None, config: str | Path = "decode.yaml",
+        cls, model_dir: str | Path, graph_dir: str | Path | None = None, config: str | Path | None = None,
         device: str = "cpu", cmvn: str | None = None, cmvn_stats=None,
     ) -> "Recognizer":
         """Loads a model dir (and its ``graph/HLG.pt``, or ``graph_dir``'s).
 
+        ``config``: the decode config; default: the model dir's ``decode.yaml`` if it has one, else the
+        packaged one (:func:`asr.model_dir.default_decode_config`).
         ``cmvn`` and ``cmvn_stats``: see :class:`asr.features.session_cmvn.TranscriptionCmvn`.
         """
+        from asr.model_dir import default_decode_config
+
+        config = default_decode_config(model_dir, config)
         cfg = decode_config(load_config(config), str(resolve_config(config)))
         decoder = Decoder.from_model_dir(model_dir, cfg.search, graph_dir, cfg.use_priors, device, cfg.prior_scale)
         return cls(decoder, cmvn, cmvn_stats)

@@ -29,7 +29,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--graph-dir", help="data/lang_<lm> with HLG.pt (default: the model dir's graph/)")
     p.add_argument("data_dir")
     p.add_argument("out_dir")
-    p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
+    p.add_argument("--config", default=None, help="decoder settings (default: the model dir's decode.yaml if it has one, else the one "
+                   "shipped in asr/conf)")
     p.add_argument("--nj", type=int, default=1, help="parallel jobs")
     p.add_argument("--threads", "--threads-per-job", dest="threads", type=int,
                    help="torch threads in each job (default: OMP_NUM_THREADS if set, else 1, so hypotheses and "
@@ -60,6 +61,9 @@ def run(args: argparse.Namespace) -> int:
     from asr.config import resolve_config
     from asr.decoding.search import decode_config
 
+    from asr.model_dir import default_decode_config
+
+    args.config = default_decode_config(args.model_dir, args.config)
     cfg = load_config(args.config)
     typed = decode_config(cfg, str(resolve_config(args.config)))  # checks keys and types; defaults filled in
     out = Path(args.out_dir)

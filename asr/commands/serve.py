@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-dir", required=True, help="a streaming-capable model dir (type: lstm or tdnn)")
     p.add_argument("--graph-dir", help="use this HLG.pt instead of the model dir's graph/")
-    p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
+    p.add_argument("--config", default=None, help="decoder settings (default: the model dir's decode.yaml if it has one, else the one "
+                   "shipped in asr/conf)")
     p.add_argument("--serve-config", help="server limits (default: the shipped asr/serve/serve.yaml)")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default 8000)")

@@ -19,7 +19,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--model-dir", required=True)
     p.add_argument("--graph-dir", help="use this HLG.pt instead of the model dir's graph/")
-    p.add_argument("--config", default="decode.yaml", help="decoder settings (default decode.yaml, shipped in asr/conf)")
+    p.add_argument("--config", default=None, help="decoder settings (default: the model dir's decode.yaml if it has one, else the one "
+                   "shipped in asr/conf)")
     p.add_argument("--ctm", action="store_true", help="print word CTM lines (file 1 start dur word conf) instead")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: OMP_NUM_THREADS if set, "
                    "else 1; see asr/threads.py). Results are bit-identical only at the same thread count")

@@ -241,6 +241,8 @@ if [ $stage -le 9 ] && [ $stop_stage -ge 9 ]; then
   declare -A tuned=()
   for spec in $(systems); do
     m="${spec#*:*:}" l="$(lang_of "$m")"
+    # the model dir keeps its decode settings: asr transcribe, asr serve and Recognizer.from_dir use them
+    cp "$(decode_conf "$(basename $m)")" $m/decode.yaml
     if [ -z "${tuned[$l]:-}" ]; then
       tuned[$l]=1
       $asr compile-graph $l ${l}_tg_tune --text data/local/text_minus_valid --order 3
