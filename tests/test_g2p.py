@@ -73,6 +73,24 @@ def test_tiny_g2p_generalizes(tiny_model):
     assert best(decoder, "tade") == "T AE D"
 
 
+def test_segment_spells_the_pair_and_refuses_impossible_ones(tiny_model):
+    decoder = G2PDecoder(tiny_model)
+    tokens = decoder.segment("shade", ("SH", "AE", "D"))
+    graphones = [tiny_model.graphones[t] for t in tokens]
+    assert "".join(g for g, _ in graphones) == "shade"
+    assert tuple(p for _, ph in graphones for p in ph) == ("SH", "AE", "D")
+    assert graphones[-1] == ("e", ())
+    assert decoder.segment("bad", ("B", "AE", "D", "D", "D", "D", "D")) is None
+
+
+def test_resegmented_training_still_reproduces_training_words():
+    model = train_g2p(TINY_PAIRS, G2PConfig(order=3, realign_rounds=1, realign_order=2))
+    assert model.config["realign_rounds"] == 1
+    decoder = G2PDecoder(model)
+    for word, pron in TINY.items():
+        assert best(decoder, word) == pron, word
+
+
 def test_nbest_is_distinct_and_ranked(tiny_model):
     out = G2PDecoder(tiny_model).pronounce("shid", nbest=3)  # "sh" is SH, or S + HH
     prons = [p for p, _ in out]

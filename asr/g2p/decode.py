@@ -51,6 +51,9 @@ class G2PDecoder:
             self.by_letters[letters].append(tok)
         self.max_letters = max(map(len, self.by_letters))
         self.letters = model.letters
+        self.by_graphone: dict[tuple[str, Pronunciation], int] = {
+            g: tok for tok, g in enumerate(model.graphones[2:], 2)}
+        self.max_phones = max(len(p) for _, p in model.graphones)
 
     def logprob(self, history: tuple[int, ...], token: int) -> float:
         """``log10 P(token | history)`` with ARPA back-off (``-inf`` if unseen at every order)."""
@@ -103,3 +106,41 @@ class G2PDecoder:
                 finals[phones] = s
         ranked = sorted(finals.items(), key=lambda kv: -kv[1])
         return [(p, s) for p, s in ranked[:nbest] if s > -math.inf and p]
+
+    def segment(self, word: str, pron: Pronunciation) -> list[int] | None:
+        """The most likely graphone sequence (token ids) that spells ``word`` as ``pron``
+        (Viterbi under the n-gram, with the same beam as :meth:`pronounce`);
+        ``None`` if the model's graphones cannot make the pair.
+
+        Training re-segments its pairs with this (:func:`asr.g2p.model.train_g2p`).
+        """
+        # (LM history, phones consumed) -> (score, tokens so far), per letter position
+        frontier: list[dict[tuple[tuple[int, ...], int], tuple[float, tuple[int, ...]]]] = [
+            dict() for _ in range(len(word) + 1)]
+        frontier[0][((_BOS_ID,), 0)] = (0.0, ())
+        for i in range(len(word)):
+            best = sorted(frontier[i].items(), key=lambda kv: -kv[1][0])[:self.config.beam]
+            for (history, j), (score, tokens) in best:
+                self._extend_forced(word, pron, i, j, history, score, tokens, frontier)
+        finals = [(score + self.logprob(history, _EOS_ID), tokens)
+                  for (history, j), (score, tokens) in frontier[len(word)].items() if j == len(pron)]
+        if not finals:
+            return None
+        score, tokens = max(finals)
+        return list(tokens) if score > -math.inf else None
+
+    def _extend_forced(self, word: str, pron: Pronunciation, i: int, j: int, history: tuple[int, ...],
+                       score: float, tokens: tuple[int, ...], frontier: list[dict]) -> None:
+        """Extends one hypothesis of :meth:`segment` by every graphone that continues both sides."""
+        for k in range(1, min(self.max_letters, len(word) - i) + 1):
+            letters = word[i:i + k]
+            for n in range(min(self.max_phones, len(pron) - j) + 1):
+                tok = self.by_graphone.get((letters, pron[j:j + n]))
+                if tok is None:
+                    continue
+                s = score + self.logprob(history, tok)
+                if s == -math.inf:
+                    continue
+                key = (self.next_history(history, tok), j + n)
+                if s > frontier[i + k].get(key, (-math.inf, ()))[0]:
+                    frontier[i + k][key] = (s, tokens + (tok,))

@@ -56,6 +56,16 @@ class G2PConfig:
         whose log10 probability is within this of what back-off gives are
         dropped too: they add size, not information.  0 keeps them.
       prune_from_order: Lowest order that is pruned.
+      realign_rounds: Rounds of re-segmentation after the EM alignment (Sequitur's
+        idea): an n-gram of order ``realign_order`` is estimated on the current
+        segmentations, and each training pair is re-segmented by Viterbi under it
+        (:meth:`asr.g2p.decode.G2PDecoder.segment`), so that a graphone's
+        context, not only its unigram frequency, decides the segmentation.
+        0 keeps the EM alignment.
+      realign_order: Order of the re-segmenting n-gram.  Lower than ``order`` on
+        purpose: a high-order model has memorized each pair's current
+        segmentation and would mostly keep it.
+      realign_beam: Hypotheses per letter position of the re-segmentation search.
     """
 
     align: AlignConfig = field(default_factory=AlignConfig)
@@ -64,6 +74,9 @@ class G2PConfig:
     prune_min_count: int = 1
     prune_threshold: float = 0.0
     prune_from_order: int = 4
+    realign_rounds: int = 0
+    realign_order: int = 3
+    realign_beam: int = 30
 
 
 @dataclass
@@ -110,6 +123,9 @@ def train_g2p(pairs: list[tuple[str, Pronunciation]], config: G2PConfig = G2PCon
     if not pairs:
         raise G2PError("no training pronunciations")
     alignments = align(pairs, config.align)
+    for round_ in range(config.realign_rounds):
+        alignments = resegment(pairs, alignments, config)
+        log.info("re-segmentation round %d done", round_ + 1)
     sentences = [[graphone_token(g) for g in a] for a in alignments if a is not None]
     skipped = len(pairs) - len(sentences)
     if skipped:
@@ -124,8 +140,36 @@ def train_g2p(pairs: list[tuple[str, Pronunciation]], config: G2PConfig = G2PCon
     record = {"order": config.order, "smoothing": config.smoothing, "moves": [list(m) for m in config.align.moves],
               "iterations": config.align.iterations, "long_exponent": config.align.long_exponent,
               "prune_min_count": config.prune_min_count, "prune_threshold": config.prune_threshold,
-              "prune_from_order": config.prune_from_order}
+              "prune_from_order": config.prune_from_order, "realign_rounds": config.realign_rounds,
+              "realign_order": config.realign_order}
     return _from_lm(lm, graphones, record)
+
+
+def resegment(pairs: list[tuple[str, Pronunciation]], alignments: list[list[Graphone] | None],
+              config: G2PConfig) -> list[list[Graphone] | None]:
+    """Re-segments each pair by Viterbi under an order-``config.realign_order`` graphone
+    n-gram estimated on ``alignments`` (one round of :attr:`G2PConfig.realign_rounds`).
+
+    A pair keeps its old segmentation if the search finds none (its beam lost
+    every complete path); pairs without one (``None``) stay left out.
+    """
+    from asr.g2p.decode import DecodeConfig, G2PDecoder
+
+    sentences = [[graphone_token(g) for g in a] for a in alignments if a is not None]
+    graphones = sorted({g for a in alignments if a is not None for g in a})
+    lm = estimate_ngram(sentences, [graphone_token(g) for g in graphones], config.realign_order, config.smoothing)
+    model = _from_lm(lm, graphones, {})
+    decoder = G2PDecoder(model, DecodeConfig(beam=config.realign_beam))
+    out: list[list[Graphone] | None] = []
+    changed = 0
+    for (word, pron), old in zip(pairs, alignments):
+        tokens = decoder.segment(word, pron) if old is not None else None
+        new = [model.graphones[t] for t in tokens] if tokens is not None else old
+        changed += new != old
+        out.append(new)
+    log.info("re-segmentation under a %d-gram changed %d of %d pronunciations", config.realign_order, changed,
+             len(pairs))
+    return out
 
 
 def prune_rare_ngrams(lm: NgramLM, sentences: list[list[str]], min_count: int, from_order: int) -> None:
