@@ -326,3 +326,20 @@ def test_transcription_cmvn_choices(yesno, test_wavs, caplog, tmp_path):
         load_cmvn_stats(np.zeros((2, 5)), dim=23)
     with pytest.raises(ConfigError, match="cannot go with cmvn 'per-utterance'"):
         asr.Recognizer.from_dir(yesno.model_dir, cmvn="per-utterance", cmvn_stats=stats)
+
+
+def test_transcribe_stream_reads_files_block_by_block_as_load_audio_would(tmp_path):
+    import soundfile as sf
+
+    from asr.commands.transcribe_stream import file_chunks
+    from asr.data.audio import load_audio
+
+    rng = np.random.default_rng(0)
+    stereo = tmp_path / "stereo.wav"
+    sf.write(stereo, rng.integers(-20000, 20000, size=(8000 * 3 + 123, 2)).astype(np.int16), 8000, subtype="PCM_16")
+    chunks = list(file_chunks(str(stereo), 8000, 0.16))
+    assert {len(c) for c in chunks[:-1]} == {1280} and 0 < len(chunks[-1]) <= 1280
+    np.testing.assert_array_equal(np.concatenate(chunks), load_audio(stereo, 8000).numpy())
+    # another rate: read whole and resampled, as offline transcription does
+    resampled = np.concatenate(list(file_chunks(str(stereo), 16000, 0.16)))
+    np.testing.assert_array_equal(resampled, load_audio(stereo, 16000).numpy())

@@ -12,6 +12,7 @@ absolute times.  ``-`` as the file reads 16-bit little-endian mono PCM at
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import BinaryIO, Iterator, TextIO
 
@@ -19,18 +20,40 @@ import numpy as np
 
 from asr.errors import AudioError
 
+log = logging.getLogger("asr.commands.transcribe_stream")
+
 #: 16-bit PCM full scale.
 PCM_SCALE = 32768.0
 
 
 def file_chunks(path: str, rate: int, chunk: float) -> Iterator[np.ndarray]:
-    """A file's samples (resampled to ``rate`` with a warning, downmixed) in chunks of ``chunk`` seconds."""
-    from asr.data.audio import load_audio
+    """A file's samples (downmixed to mono) in chunks of ``chunk`` seconds.
 
-    wave = load_audio(path, rate).numpy()
+    A file at the model's rate is read block by block, so memory stays bounded
+    however long it is; one at another rate is read whole and resampled (with
+    a warning), as offline transcription does.
+    """
+    import soundfile as sf
+
+    from asr.data.audio import audio_info, load_audio
+
+    info = audio_info(path)  # one-line errors for missing, empty or corrupt files
     step = max(1, int(round(chunk * rate)))
-    for i in range(0, len(wave), step):
-        yield wave[i:i + step]
+    if info.samplerate != rate:
+        wave = load_audio(path, rate).numpy()
+        for i in range(0, len(wave), step):
+            yield wave[i:i + step]
+        return
+    if info.channels > 1:
+        log.warning("%s: %d channels, averaging to mono", path, info.channels)
+    try:
+        with sf.SoundFile(path) as f:
+            for block in f.blocks(blocksize=step, dtype="float32", always_2d=True):
+                if not np.isfinite(block).all():
+                    raise AudioError(f"{path}: audio holds NaN or Inf samples")
+                yield np.clip(block.mean(axis=1), -1.0, 1.0)
+    except (RuntimeError, OSError) as e:
+        raise AudioError(f"{path}: cannot read audio ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
 def pcm_chunks(stream: BinaryIO, rate: int, chunk: float) -> Iterator[np.ndarray]:
