@@ -29,8 +29,12 @@ def _config_defaults() -> dict[str, str]:
 def test_every_command_default_config_is_shipped_in_the_package(tmp_path, monkeypatch) -> None:
     monkeypatch.chdir(tmp_path)  # nothing in the working directory to find
     defaults = _config_defaults()
-    assert {"compute-feats": "fbank.yaml", "prepare-lang": "lang.yaml", "align": "align.yaml",
-            "decode": "decode.yaml", "transcribe": "decode.yaml"}.items() <= defaults.items()
+    assert {"compute-feats": "fbank.yaml", "prepare-lang": "lang.yaml", "align": "align.yaml"}.items() <= defaults.items()
+    # decode, transcribe and serve default to the model dir's decode.yaml, else the packaged one
+    from asr.model_dir import DECODE_CONFIG_NAME, default_decode_config
+
+    assert default_decode_config(tmp_path) == DECODE_CONFIG_NAME
+    assert packaged_config(DECODE_CONFIG_NAME).is_file()
     for name in defaults.values():
         assert packaged_config(name).is_file(), name
         assert load_config(name), name

@@ -18,9 +18,9 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import Any
 
 from asr.g2p.align import Pronunciation
-from asr.g2p.model import G2PModel
 
 _BOS_ID = 0
 _EOS_ID = 1
@@ -43,7 +43,8 @@ class DecodeConfig:
 class G2PDecoder:
     """Pronounces spellings with a :class:`~asr.g2p.model.G2PModel`."""
 
-    def __init__(self, model: G2PModel, config: DecodeConfig = DecodeConfig()):
+    # model: an asr.g2p.model.G2PModel, not imported here: model.py imports this module to re-segment
+    def __init__(self, model: Any, config: DecodeConfig = DecodeConfig()):
         self.model = model
         self.config = config
         self.by_letters: dict[str, list[int]] = defaultdict(list)
