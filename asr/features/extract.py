@@ -183,6 +183,11 @@ def load_feature_config(data_dir: PathLike) -> dict[str, Any]:
     return load_config(path)
 
 
+def cmvn_kind(config: dict[str, Any], dd: DataDir) -> str:
+    """A data dir's CMVN type: its feature config's ``cmvn``; older dirs: per-speaker with a cmvn.scp, else none."""
+    return config.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
+
+
 def load_features(data_dir: PathLike, norm_vars: bool | None = None) -> Iterator[tuple[str, torch.Tensor]]:
     """Yields ``(utt, feats)`` with CMVN applied, in ``feats.scp`` order.
 
@@ -201,7 +206,7 @@ def load_features(data_dir: PathLike, norm_vars: bool | None = None) -> Iterator
     if dd.feats_scp is None:
         raise DataDirError(f"{dd.path / 'feats.scp'}: no such file (run asr compute-feats)")
     cfg = load_feature_config(dd.path)
-    kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
+    kind = cmvn_kind(cfg, dd)
     if norm_vars is None:
         norm_vars = bool(cfg.get("norm_vars", False))
     if kind == "sliding":  # no stats files: each utterance over its own sliding window, with the prior

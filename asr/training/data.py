@@ -166,9 +166,10 @@ def normalise_copies(raws: list[torch.Tensor], speakers: list[str], cfg: dict, d
     dir's window and prior; ``none``: as they are.
     """
     from asr.features.cmvn import apply_cmvn, cmvn_stats
+    from asr.features.extract import cmvn_kind
     from asr.features.online_cmvn import sliding_cmvn_for
 
-    kind = cfg.get("cmvn", "per-speaker" if dd.cmvn_scp is not None else "none")
+    kind = cmvn_kind(cfg, dd)
     norm_vars = bool(cfg.get("norm_vars", False))
     if kind == "none":
         return list(raws)
