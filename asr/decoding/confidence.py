@@ -62,6 +62,11 @@ Pron = tuple[int, ...]
 #: Matcher state: (unconfirmed guessed words, word being spelled (word, pron, phones done) or None, early labels).
 MatchState = tuple[tuple[int, ...], "tuple[int, Pron, int] | None", tuple[int, ...]]
 _IDLE: MatchState = ((), None, ())
+#: Arcs below this posterior (at the confidence scale) are dropped before words are placed on
+#: phones (:func:`prune_for_posteriors`).  On 40 utterances of a 10 ms-frame template model it cut
+#: decoding from 104 s to 5.5 s with confidences within 0.001 of unpruned ones; 1e-4 moved one
+#: word's by 0.6 (a lattice can hold more than 1e4 such arcs, so their paths can carry real mass).
+PRUNE_POSTERIOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -319,6 +324,25 @@ def span_posterior(aligned: AlignedLattice, post: torch.Tensor, word: int, start
     return float(min(1.0, max(0.0, float(post[starts_inside | running].sum()))))
 
 
+def prune_for_posteriors(lattice: k2.Fsa, scores: torch.Tensor,
+                         threshold: float = PRUNE_POSTERIOR) -> tuple[k2.Fsa, torch.Tensor]:
+    """Drops the arcs whose posterior under ``scores`` is below ``threshold`` (Kaldi prunes lattices
+    before ``lattice-align-words`` for the same reason).
+
+    Placing words on phones walks every arc once per matcher state, so its cost grows with
+    the lattice; most arcs of a lattice at 10 ms frames carry almost no mass.  The paths
+    dropped carry at most the sum of the dropped arcs' posteriors, and the kept lattice is
+    renormalised by the forward-backward that follows.
+
+    Returns:
+      The pruned lattice (attributes kept) and its arcs' ``scores``.
+    """
+    lat = lattice.clone()
+    lat.scores = scores.to(lat.scores.dtype)
+    pruned = k2.prune_on_arc_post(lat, threshold, True)
+    return pruned, pruned.scores
+
+
 def word_posteriors(
     lattice: k2.Fsa, scores: torch.Tensor, segments: list[list[tuple[int, int, int]]], lexicon: LexiconIndex,
 ) -> list[list[float] | None]:
@@ -335,6 +359,7 @@ def word_posteriors(
       Per lattice, one posterior per segment, or None where the words could
       not be placed on the lattice's phones (the caller falls back).
     """
+    lattice, scores = prune_for_posteriors(lattice, scores)
     matcher = WordMatcher(lexicon)
     aligned = [align_lattice_words(a, matcher) for a in _utterance_arrays(lattice, scores)]
     kept = [a for a in aligned if a is not None]

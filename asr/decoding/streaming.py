@@ -43,9 +43,6 @@ log = logging.getLogger("asr.decoding.streaming")
 
 #: Most look-ahead (model right context plus CMVN window look-ahead) a streaming model may have, in seconds.
 MAX_LOOKAHEAD = 0.2
-#: Arcs below this posterior (at the confidence scale) are dropped before a final segment's word
-#: posteriors are computed: it bounds the mass a word's confidence can lose per arc.
-CONFIDENCE_PRUNE_POSTERIOR = 1e-4
 #: Model dirs already warned about streaming with a CMVN they were not trained with.
 _WARNED: set[str] = set()
 
@@ -150,11 +147,9 @@ class SegmentSearch:
         fake_final = (lat.labels == -1) & (lat.real_final == 0)
         if bool(((lat.labels == -1) & (lat.real_final > 0)).any()):
             scores = scores.masked_fill(fake_final, -math.inf)
-        lat.scores = self.cfg.confidence_scale * scores
-        # The partial-final graph leaves a final arc on every state: without the arcs
-        # no path uses, placing words on phones costs more than the whole search.
-        pruned = k2.prune_on_arc_post(lat, CONFIDENCE_PRUNE_POSTERIOR, True)
-        return pruned, pruned.scores
+        # The partial-final graph leaves a final arc on every state; word_confidences prunes
+        # the arcs no path uses (asr.decoding.confidence.prune_for_posteriors).
+        return lat, self.cfg.confidence_scale * scores
 
 
 def stream_normaliser(feature_config: dict, dim: int, where: str) -> SlidingCmvn:
