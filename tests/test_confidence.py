@@ -15,7 +15,8 @@ import k2
 import pytest
 import torch
 
-from asr.decoding.confidence import LexiconIndex, WordMatcher, _utterance_arrays, align_lattice_words, word_posteriors
+from asr.decoding.confidence import (LexiconIndex, WordMatcher, _utterance_arrays, align_lattice_words,
+                                     prune_for_posteriors, word_posteriors)
 from asr.decoding.nbest import NbestEntry, expected_errors, mbr_choice, nbest_lists
 from asr.decoding.search import decode_scores, read_paths, rescore_best_paths
 
@@ -179,6 +180,25 @@ def test_two_path_lattice_posteriors_match_a_hand_computation():
     assert conf_no_late == pytest.approx([0.0], abs=1e-6)  # no path has NO at frame 5
     assert 0.05 < p_a < 0.95  # a real split, not a degenerate lattice
 
+
+
+def test_pruning_drops_only_paths_below_the_threshold_and_keeps_the_attributes():
+    lattice = make_lattice(TWO_PATHS)
+    scores = decode_scores(lattice, 1.0, 0.3, 0.5)
+    post = lattice.clone()
+    post.scores = scores
+    arc_post = post.get_arc_post(True, True).exp()
+    p_min = float(arc_post.min())  # the less likely path's arcs
+    kept, kept_scores = prune_for_posteriors(lattice, scores, threshold=p_min / 2)
+    assert kept.num_arcs == lattice.num_arcs
+    dropped, dropped_scores = prune_for_posteriors(lattice, scores, threshold=p_min * 1.5)
+    assert 0 < dropped.num_arcs < lattice.num_arcs
+    assert dropped.phones.shape[0] == dropped.num_arcs and dropped_scores.shape[0] == dropped.num_arcs
+    # What is left is the one path through the likelier arcs: its words get posterior 1.
+    best = read_paths(rescore_best_paths(lattice, 1.0, 0.3, 0.5), [6])[0]
+    segments = [(1, 2, NO), (3, 3, YES)] if best.word_ids == [NO, YES] else [(0, 5, NO)]
+    (conf,) = word_posteriors(dropped, dropped_scores, [segments], LEXICON)
+    assert conf == pytest.approx([1.0] * len(segments), abs=1e-6)
 
 
 @pytest.mark.parametrize("scale", [0.25, 0.5, 2.0])
