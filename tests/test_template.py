@@ -43,7 +43,7 @@ def scaled(tmp_path: Path, kind: str, speakers: int, utts: int, seconds: float =
     assert sc.main(args + [str(out)]) == 0
     cfg = yaml.safe_load(out.read_text())
     corpus = sc.read_corpus(data, {})
-    frames = sc.training_frames(corpus, cfg["valid_fraction"], 0, 1)
+    frames = sc.training_frames(corpus, cfg["valid_fraction"], 0, 1 + len(cfg.get("speed_perturb") or []))
     return cfg, cfg["epochs"] * sc.steps_per_epoch(frames, cfg["max_frames"]), out
 
 
@@ -58,7 +58,7 @@ def test_flat_start_warmups_end_before_training(tmp_path, speakers, utts, second
 
 
 def test_target_steps_reached_when_the_epoch_range_allows(tmp_path):
-    cfg, total, _ = scaled(tmp_path, "ce", 20, 100, 2.0)
+    cfg, total, _ = scaled(tmp_path, "ce", 20, 100, 2.0, override={"ce": {"speed_perturb": []}})
     assert sc.KIND_RULES["ce"].epochs[0] < cfg["epochs"] < sc.KIND_RULES["ce"].epochs[1]
     assert total >= sc.KIND_RULES["ce"].target_steps
     per_epoch = total // cfg["epochs"]
@@ -89,11 +89,14 @@ def test_override_wins_key_by_key(tmp_path):
     assert out.read_text().startswith("# Written by recipes/template/local/scale_config.py")
 
 
-def test_override_speed_perturb_counts_in_the_scaling(tmp_path):
-    plain, _, _ = scaled(tmp_path / "a", "ce", 20, 100, 2.0)
-    perturbed, _, _ = scaled(tmp_path / "b", "ce", 20, 100, 2.0, override={"ce": {"speed_perturb": [0.9, 1.1]}})
-    assert perturbed["speed_perturb"] == [0.9, 1.1]
-    assert perturbed["epochs"] < plain["epochs"]  # three copies of the data: fewer epochs for the same steps
+def test_speed_perturbed_copies_keep_the_epochs_and_add_steps(tmp_path):
+    perturbed, perturbed_steps, _ = scaled(tmp_path / "a", "ce", 20, 100, 2.0)  # the template's default
+    plain, plain_steps, _ = scaled(tmp_path / "b", "ce", 20, 100, 2.0, override={"ce": {"speed_perturb": []}})
+    assert perturbed["speed_perturb"] == [0.9, 1.1] and plain["speed_perturb"] == []
+    # Kaldi's train_sp: the same epochs and batches over three copies of the data, so about 3x the updates.
+    assert perturbed["epochs"] == plain["epochs"] and perturbed["max_frames"] == plain["max_frames"]
+    assert 2.5 * plain_steps <= perturbed_steps <= 3.5 * plain_steps
+    assert perturbed["scheduler"]["warmup_steps"] == int(sc.KIND_RULES["ce"].warmup_fraction * perturbed_steps)
 
 
 def test_override_warmup_too_long_is_warned(tmp_path, caplog):
