@@ -194,7 +194,7 @@ def scale(base: dict[str, Any], corpus: Corpus, kind: str, rules: Rules = RULES)
     copies = 1 + len(cfg.get("speed_perturb") or [])
     # Batch size and epochs come from the data as recorded; speed-perturbed copies then add
     # steps to each epoch, as Kaldi keeps its epochs on train_sp.  (Counting the copies in the
-    # epochs instead gave a third of the updates, and 63.57% WER on the espeak corpus for 4.48%.)
+    # epochs instead gave a third of the updates and, on an espeak corpus, 63.57% WER.)
     original = training_frames(corpus, valid, int(cfg.get("valid_seed", 0)), 1)
     frames = training_frames(corpus, valid, int(cfg.get("valid_seed", 0)), copies)
     lo, hi = rules.max_frames_range
