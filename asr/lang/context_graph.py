@@ -301,7 +301,7 @@ def leaf_source_pdfs(mono: LangDir, tree: Tree) -> torch.Tensor:
     index = {mono.phones[p]: j for j, p in enumerate(mono.hmm_phones)}
     votes: list[Counter] = [Counter() for _ in range(tree.num_leaves)]
     for c in range(max(t.num_pdf_classes for t in table.topologies)):
-        phones = contexts[:, tree.central_position]
+        phones = contexts[:, tree.central_position].contiguous()  # a column view: searchsorted wants contiguous input
         has_class = torch.tensor([table.topologies[index[int(p)]].num_pdf_classes > c for p in phone_ids])
         keep = has_class[torch.searchsorted(torch.tensor(phone_ids), phones)]
         leaves = tree.leaf_ids(contexts[keep], torch.full((int(keep.sum()),), c, dtype=torch.int64))
