@@ -142,7 +142,7 @@ class SegmentSearch:
         """
         if self.lattice is None or self.lattice.num_arcs == 0:
             return None
-        lat = self.lattice.clone()
+        lat = self.lattice  # read only: the scores go out beside it (prune_for_posteriors copies)
         scores = lat.scores - self.cfg.word_penalty * words_per_arc(lat)
         fake_final = (lat.labels == -1) & (lat.real_final == 0)
         if bool(((lat.labels == -1) & (lat.real_final > 0)).any()):
